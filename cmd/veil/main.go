@@ -1,0 +1,391 @@
+// Command veil is Veil's single binary: the server and its admin tools.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/veil-analytics/veil/internal/app"
+	"github.com/veil-analytics/veil/internal/auth"
+	"github.com/veil-analytics/veil/internal/loadgen"
+	"github.com/veil-analytics/veil/internal/site"
+	"github.com/veil-analytics/veil/internal/store"
+)
+
+const usage = `veil: privacy-first analytics
+
+Usage:
+  veil serve [flags]                    run the server (embedded NATS and SQLite by default)
+  veil site add DOMAIN [flags]          register a site
+  veil site list                        list sites
+  veil token create --role ROLE [flags] print a new API token
+  veil token list                       list tokens (never their secrets)
+  veil token revoke ID                  revoke a token
+  veil load [flags]                     generate load against a running server
+  veil baseline [--addr ADDR]           bare HTTP 202 server, the load benchmark's baseline
+
+Every command takes --data DIR (default ./veil-data, env VEIL_DATA).
+Run "veil COMMAND -h" for a command's flags.
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "veil:", err)
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	sub := ""
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		sub = rest[0]
+	}
+	switch {
+	case cmd == "serve":
+		return serve(rest, stdout, stderr)
+	case cmd == "site" && sub == "add":
+		return siteAdd(rest[1:], stdout)
+	case cmd == "site" && sub == "list":
+		return siteList(rest[1:], stdout)
+	case cmd == "token" && sub == "create":
+		return tokenCreate(rest[1:], stdout)
+	case cmd == "token" && sub == "list":
+		return tokenList(rest[1:], stdout)
+	case cmd == "token" && sub == "revoke":
+		return tokenRevoke(rest[1:], stdout)
+	case cmd == "load":
+		return load(rest, stdout)
+	case cmd == "baseline":
+		return baseline(rest, stderr)
+	case cmd == "help" || cmd == "-h" || cmd == "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", strings.Join(args[:min(2, len(args))], " "))
+}
+
+// env returns the VEIL_* environment value of a flag, or def.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv("VEIL_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); ok {
+		return v
+	}
+	return def
+}
+
+// parse parses flags that may come before or after positional arguments
+// ("veil site add example.com --data d") and returns the positionals.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func dataFlag(fs *flag.FlagSet) *string {
+	return fs.String("data", env("data", "./veil-data"), "data directory (env VEIL_DATA)")
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+func serve(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	data := dataFlag(fs)
+	addr := fs.String("addr", env("addr", ":8080"), "listen address (env VEIL_ADDR)")
+	natsURL := fs.String("nats", env("nats", ""), "external NATS JetStream URL; empty runs one in-process (env VEIL_NATS)")
+	var proxies listFlag
+	proxies.Set(env("trusted_proxy", ""))
+	fs.Var(&proxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For/Forwarded headers are believed; repeatable (env VEIL_TRUSTED_PROXY, comma-separated)")
+	geoip := fs.String("geoip", env("geoip", ""), "MaxMind-format .mmdb for IP to country; default: Debian's tor-geoipdb when installed (env VEIL_GEOIP)")
+	sync := fs.String("sync", env("sync", "interval"), `embedded log durability: "always" fsyncs every write before acknowledging; "interval" fsyncs every --sync-interval (env VEIL_SYNC)`)
+	syncEvery := fs.Duration("sync-interval", 1*time.Second, "fsync interval of the embedded log when --sync=interval")
+	replicas := fs.Int("replicas", 1, "stream replicas on an external NATS cluster (1 or 3)")
+	level := fs.String("log-level", env("log_level", "info"), "log level: debug, info, warn, error (env VEIL_LOG_LEVEL)")
+	format := fs.String("log-format", env("log_format", "text"), "log format: text or json (env VEIL_LOG_FORMAT)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, *level, *format)
+	if err != nil {
+		return err
+	}
+	if *sync != "always" && *sync != "interval" {
+		return fmt.Errorf("--sync %q: want always or interval", *sync)
+	}
+	if *replicas != 1 && *replicas != 3 {
+		return fmt.Errorf("--replicas %d: want 1 or 3", *replicas)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *addr, err)
+	}
+	a, err := app.Open(ctx, app.Config{
+		Addr: *addr, DataDir: *data, NATSURL: *natsURL, TrustedProxies: proxies, GeoIPPath: *geoip,
+		SyncAlways: *sync == "always", SyncInterval: *syncEvery, Replicas: *replicas,
+	}, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer a.Close()
+	secret, err := app.EnsureAdminToken(ctx, a.Store, time.Now())
+	if err != nil {
+		return err
+	}
+	url := dashboardURL(ln.Addr())
+	fmt.Fprintf(stdout, "Veil is listening on %s\n", url)
+	if secret != "" {
+		fmt.Fprintf(stdout, "\nAn admin API token was created. It is shown only this once; keep it safe:\n\n    %s\n\n", secret)
+	}
+	logger.Info("veil started", "addr", ln.Addr().String(), "data", *data,
+		"log", map[bool]string{true: "embedded NATS", false: "external NATS"}[a.Log.Embedded()], "geoip", string(a.GeoSource))
+	err = a.Serve(ctx, ln)
+	stop()
+	if cerr := a.Close(); err == nil {
+		err = cerr
+	}
+	logger.Info("veil stopped")
+	return err
+}
+
+func dashboardURL(a net.Addr) string {
+	host, port, _ := net.SplitHostPort(a.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+func withStore(dataDir string, f func(store.Store) error) error {
+	st, err := app.OpenStore(dataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return f(st)
+}
+
+func siteAdd(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("site add", flag.ContinueOnError)
+	data := dataFlag(fs)
+	retention := fs.String("retention", "30d", "how long events are kept, e.g. 30d or 90d")
+	var params listFlag
+	fs.Var(&params, "allow-params", "query parameters kept in page URLs (names or prefixes ending in *); default utm_*")
+	unit := fs.String("privacy-unit", "visitor-day", `privacy unit: "visitor-day" or "user" (declared user ids)`)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: veil site add DOMAIN [--retention 30d] [--data DIR]")
+	}
+	ret, err := site.ParseRetention(*retention)
+	if err != nil {
+		return err
+	}
+	days := int(ret / (24 * time.Hour))
+	set := site.Settings{RetentionDays: &days, PrivacyUnit: unit}
+	if len(params) > 0 {
+		set.AllowedParams = params
+	}
+	return withStore(*data, func(st store.Store) error {
+		s, err := site.Create(context.Background(), st, pos[0], set, time.Now())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "site %s added (id %s, retention %d days)\n", s.Domain, s.ID, days)
+		return nil
+	})
+}
+
+func siteList(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("site list", flag.ContinueOnError)
+	data := dataFlag(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	return withStore(*data, func(st store.Store) error {
+		sites, err := st.Sites(context.Background())
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "DOMAIN\tID\tRETENTION\tPRIVACY UNIT")
+		for _, s := range sites {
+			v := site.ViewOf(s)
+			fmt.Fprintf(tw, "%s\t%s\t%dd\t%s\n", v.Domain, v.ID, v.RetentionDays, v.PrivacyUnit)
+		}
+		return tw.Flush()
+	})
+}
+
+func tokenCreate(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	data := dataFlag(fs)
+	role := fs.String("role", "", fmt.Sprintf("role: one of %v", store.Roles))
+	name := fs.String("name", "", "a note saying what the token is for")
+	var sites listFlag
+	fs.Var(&sites, "site", "limit the token to these site domains (repeatable)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *role == "" {
+		return fmt.Errorf("--role is required (one of %v)", store.Roles)
+	}
+	return withStore(*data, func(st store.Store) error {
+		ctx := context.Background()
+		var ids []string
+		for _, d := range sites {
+			s, err := site.Lookup(ctx, st, d)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, s.ID)
+		}
+		secret, _, err := auth.NewToken(ctx, st, *name, store.Role(*role), ids, time.Now())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, secret)
+		return nil
+	})
+}
+
+func tokenList(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("token list", flag.ContinueOnError)
+	data := dataFlag(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	return withStore(*data, func(st store.Store) error {
+		toks, err := st.Tokens(context.Background())
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tROLE\tNAME\tSITES\tCREATED")
+		for _, t := range toks {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Role, t.Name, strings.Join(t.Sites, ","), t.Created.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	})
+}
+
+func tokenRevoke(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("token revoke", flag.ContinueOnError)
+	data := dataFlag(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: veil token revoke ID [--data DIR]")
+	}
+	return withStore(*data, func(st store.Store) error {
+		if err := st.DeleteToken(context.Background(), pos[0]); err != nil {
+			return fmt.Errorf("revoke %s: %w", pos[0], err)
+		}
+		fmt.Fprintf(stdout, "token %s revoked\n", pos[0])
+		return nil
+	})
+}
+
+func load(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	var cfg loadgen.Config
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base URL of the server (loopback only for benchmarks)")
+	fs.StringVar(&cfg.Mode, "mode", "event", `"event" (single POST /api/event) or "batch" (POST /api/v1/events)`)
+	fs.StringVar(&cfg.Site, "site", "example.com", "site domain")
+	fs.StringVar(&cfg.Token, "token", env("token", ""), "ingest token for batch mode (env VEIL_TOKEN)")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to run")
+	fs.IntVar(&cfg.Concurrency, "c", 32, "concurrent connections")
+	fs.IntVar(&cfg.BatchSize, "batch", 1000, "events per batch request")
+	fs.IntVar(&cfg.Users, "users", 0, "batch mode: distinct declared user ids (0: anonymous visitors with ip and user_agent)")
+	fs.BoolVar(&cfg.SpoofIPs, "spoof-ips", false, "event mode: vary client IPs through X-Forwarded-For (the server must trust the generator with --trusted-proxy)")
+	fs.Uint64Var(&cfg.Seed, "seed", uint64(time.Now().UnixNano()), "random seed")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	res, err := loadgen.Run(context.Background(), cfg)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	return enc.Encode(res)
+}
+
+func baseline(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("baseline", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:9090", "listen address")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv := &http.Server{Addr: *addr, Handler: loadgen.Baseline(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Shutdown(context.Background())
+	}()
+	fmt.Fprintf(stderr, "baseline listening on %s\n", *addr)
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,375 @@
+// Package server assembles Veil's HTTP surface: ingestion, the tracker
+// script, the admin API, health checks and metrics.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/veil-analytics/veil/internal/auth"
+	"github.com/veil-analytics/veil/internal/collect"
+	"github.com/veil-analytics/veil/internal/httpx"
+	"github.com/veil-analytics/veil/internal/site"
+	"github.com/veil-analytics/veil/internal/store"
+	"github.com/veil-analytics/veil/internal/tracker"
+)
+
+// SiteLog is what the admin API needs of the event log.
+type SiteLog interface {
+	EnsureSite(ctx context.Context, s store.Site) error
+	RemoveSite(ctx context.Context, siteID string) error
+}
+
+// Config wires the server.
+type Config struct {
+	Store     store.Store
+	Log       SiteLog
+	Collector *collect.Collector
+	Auth      *auth.Authenticator
+	Gatherer  prometheus.Gatherer
+	Logger    *slog.Logger
+	Now       func() time.Time
+	// Ready reports whether the server can accept events.
+	Ready func(ctx context.Context) error
+}
+
+// Server is Veil's HTTP handler.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+	req *prometheus.CounterVec
+}
+
+// New builds the handler and registers its metrics with reg.
+func New(cfg Config, reg prometheus.Registerer) *Server {
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.req = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "veil_http_requests_total", Help: "HTTP requests by route pattern and status code."}, []string{"route", "code"})
+	reg.MustRegister(s.req)
+
+	m := s.mux
+	m.HandleFunc("/api/event", cfg.Collector.HandleEvent)
+	m.Handle("POST /api/v1/events", s.authed(cfg.Collector.HandleBatch, store.RoleIngest, store.RoleAdmin))
+	m.Handle("GET /js/script.js", tracker.Handler())
+
+	m.Handle("GET /api/v1/sites", s.authed(s.listSites, store.RoleAdmin))
+	m.Handle("POST /api/v1/sites", s.authed(s.createSite, store.RoleAdmin))
+	m.Handle("GET /api/v1/sites/{domain}", s.authed(s.getSite, store.RoleAdmin))
+	m.Handle("PATCH /api/v1/sites/{domain}", s.authed(s.updateSite, store.RoleAdmin))
+	m.Handle("DELETE /api/v1/sites/{domain}", s.authed(s.deleteSite, store.RoleAdmin))
+	m.Handle("GET /api/v1/tokens", s.authed(s.listTokens, store.RoleAdmin))
+	m.Handle("POST /api/v1/tokens", s.authed(s.createToken, store.RoleAdmin))
+	m.Handle("DELETE /api/v1/tokens/{id}", s.authed(s.deleteToken, store.RoleAdmin))
+
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	m.HandleFunc("GET /readyz", s.ready)
+	m.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	m.HandleFunc("GET /{$}", home)
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteError(w, httpx.Errorf(http.StatusNotFound, "not_found", "", "no such endpoint"))
+	})
+	return s
+}
+
+// ServeHTTP recovers from panics (a 5xx is a bug, but one request must not
+// take the server down), counts requests, and logs them without anything
+// that identifies the client: no IP, no user agent, no query string.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.cfg.Logger.Error("panic serving request", "route", r.Pattern, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if !rw.wrote {
+				httpx.WriteError(rw, errors.New("panic"))
+			}
+		}
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		s.req.WithLabelValues(route, fmt.Sprint(rw.status)).Inc()
+		if rw.status >= 500 {
+			s.cfg.Logger.Warn("request", "method", r.Method, "route", route, "status", rw.status, "duration", time.Since(start))
+		} else if s.cfg.Logger.Enabled(r.Context(), slog.LevelDebug) {
+			s.cfg.Logger.Debug("request", "method", r.Method, "route", route, "status", rw.status, "duration", time.Since(start))
+		}
+	}()
+	s.mux.ServeHTTP(rw, r)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// authed wraps h so that it runs only for a valid bearer token with one of
+// roles.
+func (s *Server) authed(h func(store.Token, http.ResponseWriter, *http.Request), roles ...store.Role) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, err := s.cfg.Auth.Authenticate(r.Context(), auth.Bearer(r))
+		switch {
+		case errors.Is(err, auth.ErrNoToken):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="veil"`)
+			httpx.WriteError(w, httpx.Errorf(http.StatusUnauthorized, "unauthorized", "", "missing bearer token"))
+			return
+		case errors.Is(err, auth.ErrBadToken):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="veil", error="invalid_token"`)
+			httpx.WriteError(w, httpx.Errorf(http.StatusUnauthorized, "unauthorized", "", "invalid token"))
+			return
+		case err != nil:
+			s.cfg.Logger.Error("token lookup failed", "err", err)
+			httpx.WriteError(w, err)
+			return
+		}
+		if !auth.Allows(tok, roles...) {
+			httpx.WriteError(w, httpx.Errorf(http.StatusForbidden, "forbidden", "", "a token with role %s may not use this endpoint", tok.Role))
+			return
+		}
+		h(tok, w, r)
+	})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(ctx); err != nil {
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			return
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) listSites(_ store.Token, w http.ResponseWriter, r *http.Request) {
+	sites, err := s.cfg.Store.Sites(r.Context())
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	out := make([]site.View, 0, len(sites))
+	for _, st := range sites {
+		out = append(out, site.ViewOf(st))
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"sites": out})
+}
+
+type createSiteReq struct {
+	Domain string `json:"domain"`
+	site.Settings
+}
+
+func (s *Server) createSite(_ store.Token, w http.ResponseWriter, r *http.Request) {
+	var req createSiteReq
+	if err := httpx.DecodeJSON(w, r, 64<<10, &req); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	st, err := site.Create(r.Context(), s.cfg.Store, req.Domain, req.Settings, s.cfg.Now())
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if err := s.cfg.Log.EnsureSite(r.Context(), st); err != nil {
+		s.cfg.Logger.Error("create stream", "site", st.ID, "err", err)
+		// The site exists; its stream is created again on first event.
+	}
+	s.cfg.Collector.Invalidate(st.Domain)
+	s.cfg.Logger.Info("site created", "site", st.ID)
+	httpx.WriteJSON(w, http.StatusCreated, site.ViewOf(st))
+}
+
+func (s *Server) getSite(_ store.Token, w http.ResponseWriter, r *http.Request) {
+	st, err := site.Lookup(r.Context(), s.cfg.Store, r.PathValue("domain"))
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, site.ViewOf(st))
+}
+
+func (s *Server) updateSite(_ store.Token, w http.ResponseWriter, r *http.Request) {
+	st, err := site.Lookup(r.Context(), s.cfg.Store, r.PathValue("domain"))
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	var set site.Settings
+	if err := httpx.DecodeJSON(w, r, 64<<10, &set); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if err := site.Apply(&st, set); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	// Stream first: if the log refuses the new retention, nothing changes.
+	if err := s.cfg.Log.EnsureSite(r.Context(), st); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if err := s.cfg.Store.UpdateSite(r.Context(), st); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	s.cfg.Collector.Invalidate(st.Domain)
+	s.cfg.Logger.Info("site updated", "site", st.ID)
+	httpx.WriteJSON(w, http.StatusOK, site.ViewOf(st))
+}
+
+func (s *Server) deleteSite(_ store.Token, w http.ResponseWriter, r *http.Request) {
+	st, err := site.Lookup(r.Context(), s.cfg.Store, r.PathValue("domain"))
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if err := s.cfg.Store.DeleteSite(r.Context(), st.ID); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	s.cfg.Collector.Invalidate(st.Domain)
+	if err := s.cfg.Log.RemoveSite(r.Context(), st.ID); err != nil {
+		s.cfg.Logger.Error("delete stream", "site", st.ID, "err", err)
+		httpx.WriteError(w, err)
+		return
+	}
+	s.cfg.Logger.Info("site deleted", "site", st.ID)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type tokenView struct {
+	ID      string     `json:"id"`
+	Name    string     `json:"name"`
+	Role    store.Role `json:"role"`
+	Sites   []string   `json:"sites"`
+	Created time.Time  `json:"created"`
+	Secret  string     `json:"token,omitempty"`
+}
+
+func viewToken(t store.Token) tokenView {
+	v := tokenView{ID: t.ID, Name: t.Name, Role: t.Role, Sites: t.Sites, Created: t.Created}
+	if v.Sites == nil {
+		v.Sites = []string{}
+	}
+	return v
+}
+
+func (s *Server) listTokens(_ store.Token, w http.ResponseWriter, r *http.Request) {
+	toks, err := s.cfg.Store.Tokens(r.Context())
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	out := make([]tokenView, 0, len(toks))
+	for _, t := range toks {
+		out = append(out, viewToken(t))
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"tokens": out})
+}
+
+type createTokenReq struct {
+	Name  string     `json:"name"`
+	Role  store.Role `json:"role"`
+	Sites []string   `json:"sites"` // domains
+}
+
+func (s *Server) createToken(_ store.Token, w http.ResponseWriter, r *http.Request) {
+	var req createTokenReq
+	if err := httpx.DecodeJSON(w, r, 16<<10, &req); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if !store.ValidRole(req.Role) {
+		httpx.WriteError(w, httpx.Errorf(http.StatusBadRequest, "invalid_role", "role", "role must be one of %v", store.Roles))
+		return
+	}
+	if len(req.Name) > 100 {
+		httpx.WriteError(w, httpx.Errorf(http.StatusBadRequest, "invalid_name", "name", "name must be at most 100 bytes"))
+		return
+	}
+	var ids []string
+	for _, d := range req.Sites {
+		st, err := site.Lookup(r.Context(), s.cfg.Store, d)
+		if err != nil {
+			httpx.WriteError(w, err)
+			return
+		}
+		ids = append(ids, st.ID)
+	}
+	secret, t, err := auth.NewToken(r.Context(), s.cfg.Store, req.Name, req.Role, ids, s.cfg.Now())
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	v := viewToken(t)
+	v.Secret = secret
+	s.cfg.Logger.Info("token created", "token_id", t.ID, "role", t.Role)
+	httpx.WriteJSON(w, http.StatusCreated, v)
+}
+
+func (s *Server) deleteToken(tok store.Token, w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if id == tok.ID {
+		httpx.WriteError(w, httpx.Errorf(http.StatusConflict, "self_revoke", "id", "a token cannot revoke itself"))
+		return
+	}
+	if err := s.cfg.Store.DeleteToken(r.Context(), id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			err = httpx.Errorf(http.StatusNotFound, "unknown_token", "id", "no such token")
+		}
+		httpx.WriteError(w, err)
+		return
+	}
+	s.cfg.Logger.Info("token revoked", "token_id", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+const homePage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Veil</title></head>
+<body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5">
+<h1>Veil is running</h1>
+<p>Privacy-first analytics: events are minimized at the edge and written to a durable log.
+The dashboard is not part of this release yet; use the API:</p>
+<ul>
+<li><code>POST /api/event</code> (Plausible-compatible) and <code>POST /api/v1/events</code> (batch, ingest token)</li>
+<li><code>GET /js/script.js</code>: the tracker</li>
+<li><code>/api/v1/sites</code>, <code>/api/v1/tokens</code>: administration (admin token)</li>
+<li><code>/healthz</code>, <code>/readyz</code>, <code>/metrics</code></li>
+</ul></body></html>`
+
+func home(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Write([]byte(homePage))
+}
