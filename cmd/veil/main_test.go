@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServeEndToEnd runs the real binary the way the README does: first
+// start prints the URL and a one-time admin token; the CLI adds a site and
+// tokens; events are accepted; SIGTERM shuts down cleanly; a restart keeps
+// everything and does not print a new admin token.
+func TestServeEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "veil")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(tmp, "data")
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append(args, "--data", data)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("veil %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	cli("site", "add", "example.com")
+	if out := cli("site", "list"); !strings.Contains(out, "example.com") || !strings.Contains(out, "30d") {
+		t.Fatalf("site list: %s", out)
+	}
+	ingest := cli("token", "create", "--role", "ingest")
+	if !strings.HasPrefix(ingest, "veil_") {
+		t.Fatalf("token create printed %q", ingest)
+	}
+	if out, err := exec.Command(bin, "token", "create", "--role", "wizard", "--data", data).CombinedOutput(); err == nil {
+		t.Fatalf("unknown role accepted: %s", out)
+	}
+
+	addr := freeAddr(t)
+	stdout, stop := startServe(t, bin, data, addr)
+	url, admin := "", ""
+	sc := bufio.NewScanner(stdout)
+	tokenRe := regexp.MustCompile(`^\s+(veil_\S+)$`)
+	deadline := time.Now().Add(60 * time.Second)
+	for sc.Scan() && time.Now().Before(deadline) {
+		line := sc.Text()
+		if strings.HasPrefix(line, "Veil is listening on ") {
+			url = strings.TrimPrefix(line, "Veil is listening on ")
+		}
+		if m := tokenRe.FindStringSubmatch(line); m != nil {
+			admin = m[1]
+			break
+		}
+	}
+	go io.Copy(io.Discard, stdout)
+	if url == "" || admin == "" {
+		t.Fatalf("first start did not print the URL and an admin token (url %q)", url)
+	}
+	base := "http://" + addr
+	waitReady(t, base)
+
+	post := func(path, token, ctype, body string, hdr ...string) int {
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", ctype)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	ua := "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
+	if s := post("/api/event", "", "text/plain", `{"n":"pageview","u":"https://example.com/","d":"example.com"}`, "User-Agent", ua); s != 202 {
+		t.Fatalf("event: %d", s)
+	}
+	if s := post("/api/v1/events", ingest, "application/json", `[{"site":"example.com","name":"x","url":"https://example.com/a"}]`); s != 202 {
+		t.Fatalf("batch: %d", s)
+	}
+	if s := post("/api/v1/sites", admin, "application/json", `{"domain":"second.example"}`); s != 201 {
+		t.Fatalf("admin API with the printed token: %d", s)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("SIGTERM exit code %d, want 0", code)
+	}
+
+	stdout2, stop2 := startServe(t, bin, data, addr)
+	out2 := &bytes.Buffer{}
+	go io.Copy(out2, stdout2)
+	waitReady(t, base)
+	if s := post("/api/event", "", "text/plain", `{"n":"pageview","u":"https://second.example/","d":"second.example"}`, "User-Agent", ua); s != 202 {
+		t.Fatalf("site added before restart unknown after it: %d", s)
+	}
+	if code := stop2(); code != 0 {
+		t.Fatalf("second SIGTERM exit code %d", code)
+	}
+	if strings.Contains(out2.String(), "veil_") {
+		t.Fatal("restart printed a new admin token")
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startServe(t *testing.T, bin, data, addr string) (io.Reader, func() int) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--data", data, "--addr", addr)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if !testing.Verbose() {
+		cmd.Stderr = io.Discard
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	stop := func() int {
+		if done {
+			return 0
+		}
+		done = true
+		cmd.Process.Signal(syscall.SIGTERM)
+		ch := make(chan error, 1)
+		go func() { ch <- cmd.Wait() }()
+		select {
+		case <-ch:
+			return cmd.ProcessState.ExitCode()
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			t.Fatal("veil did not stop within 60s of SIGTERM")
+			return -1
+		}
+	}
+	t.Cleanup(func() { stop() })
+	return stdout, stop
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("server never became ready")
+}
