@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -155,8 +157,17 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	replicas := fs.Int("replicas", 1, "stream replicas on an external NATS cluster (1 or 3)")
 	level := fs.String("log-level", env("log_level", "info"), "log level: debug, info, warn, error (env VEIL_LOG_LEVEL)")
 	format := fs.String("log-format", env("log_format", "text"), "log format: text or json (env VEIL_LOG_FORMAT)")
+	pprofAddr := fs.String("pprof", env("pprof", ""), "serve Go profiling endpoints on this address (e.g. 127.0.0.1:6060); off by default (env VEIL_PPROF)")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		// Ingest allocates many short-lived objects; collecting half as
+		// often saves CPU for little memory (the heap is small).
+		debug.SetGCPercent(200)
+	}
+	if *pprofAddr != "" {
+		go http.ListenAndServe(*pprofAddr, pprofMux())
 	}
 	logger, err := newLogger(stderr, *level, *format)
 	if err != nil {
@@ -202,6 +213,16 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	logger.Info("veil stopped")
 	return err
+}
+
+// pprofMux serves the runtime profiles on their own listener, never on the
+// public address.
+func pprofMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return m
 }
 
 func dashboardURL(a net.Addr) string {

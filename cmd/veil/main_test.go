@@ -56,20 +56,37 @@ func TestServeEndToEnd(t *testing.T) {
 	addr := freeAddr(t)
 	stdout, stop := startServe(t, bin, data, addr)
 	url, admin := "", ""
-	sc := bufio.NewScanner(stdout)
-	tokenRe := regexp.MustCompile(`^\s+(veil_\S+)$`)
-	deadline := time.Now().Add(60 * time.Second)
-	for sc.Scan() && time.Now().Before(deadline) {
-		line := sc.Text()
-		if strings.HasPrefix(line, "Veil is listening on ") {
-			url = strings.TrimPrefix(line, "Veil is listening on ")
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
 		}
-		if m := tokenRe.FindStringSubmatch(line); m != nil {
-			admin = m[1]
-			break
+		close(lines)
+	}()
+	tokenRe := regexp.MustCompile(`^\s+(veil_\S+)$`)
+	timeout := time.After(60 * time.Second)
+read:
+	for admin == "" {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				break read
+			}
+			if strings.HasPrefix(line, "Veil is listening on ") {
+				url = strings.TrimPrefix(line, "Veil is listening on ")
+			}
+			if m := tokenRe.FindStringSubmatch(line); m != nil {
+				admin = m[1]
+			}
+		case <-timeout:
+			break read
 		}
 	}
-	go io.Copy(io.Discard, stdout)
+	go func() {
+		for range lines {
+		}
+	}()
 	if url == "" || admin == "" {
 		t.Fatalf("first start did not print the URL and an admin token (url %q)", url)
 	}

@@ -171,15 +171,18 @@ func (a *App) Close() error {
 	return errors.Join(errs...)
 }
 
-// EnsureAdminToken creates an admin token when none exists and returns its
-// secret ("" when tokens already exist).
+// EnsureAdminToken creates an admin token when no admin token exists (the
+// first start, or after every admin token was revoked) and returns its
+// secret; "" when an admin token already exists.
 func EnsureAdminToken(ctx context.Context, st store.Store, now time.Time) (string, error) {
 	toks, err := st.Tokens(ctx)
 	if err != nil {
 		return "", err
 	}
-	if len(toks) > 0 {
-		return "", nil
+	for _, t := range toks {
+		if t.Role == store.RoleAdmin {
+			return "", nil
+		}
 	}
 	secret, _, err := auth.NewToken(ctx, st, "initial admin", store.RoleAdmin, nil, now)
 	return secret, err

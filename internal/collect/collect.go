@@ -356,16 +356,22 @@ func (c *Collector) redactProps(in []Prop) []event.Prop {
 // It returns how many were duplicates.
 func (c *Collector) Store(ctx context.Context, siteID string, evs []event.Event, endpoint string) (dups int, err error) {
 	var ids []event.Pseudonym
-	kept := evs[:0:0]
+	kept := evs
 	for i := range evs {
-		if evs[i].HasID {
-			if c.dedupe.Seen(evs[i].IDHash) {
-				dups++
-				continue
-			}
-			ids = append(ids, evs[i].IDHash)
+		if !evs[i].HasID {
+			continue
 		}
-		kept = append(kept, evs[i])
+		if c.dedupe.Seen(evs[i].IDHash) {
+			if dups == 0 { // copy only when something is dropped
+				kept = append(make([]event.Event, 0, len(evs)), evs[:i]...)
+			}
+			dups++
+			continue
+		}
+		ids = append(ids, evs[i].IDHash)
+		if dups > 0 {
+			kept = append(kept, evs[i])
+		}
 	}
 	if dups > 0 {
 		c.cfg.Metrics.Dropped.WithLabelValues(DropDuplicate).Add(float64(dups))

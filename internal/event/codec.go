@@ -36,13 +36,30 @@ var ErrCorrupt = errors.New("event: corrupt batch")
 
 // AppendBatch appends the encoding of evs to dst.
 func AppendBatch(dst []byte, evs []Event) []byte {
+	ptrs := make([]*Event, len(evs))
+	for i := range evs {
+		ptrs[i] = &evs[i]
+	}
+	return AppendBatchPtr(dst, ptrs)
+}
+
+// AppendBatchPtr is AppendBatch for events held by pointer, so callers that
+// group events need not copy them.
+func AppendBatchPtr(dst []byte, evs []*Event) []byte {
 	dst = append(dst, magic0, magic1, codecVersion)
 	dst = binary.AppendUvarint(dst, uint64(len(evs)))
-	var scratch []byte
-	for i := range evs {
-		scratch = appendEvent(scratch[:0], &evs[i])
-		dst = binary.AppendUvarint(dst, uint64(len(scratch)))
-		dst = append(dst, scratch...)
+	for _, e := range evs {
+		// Reserve the longest length prefix an event can need, encode in
+		// place, then close the gap: no scratch copy per event.
+		lenAt := len(dst)
+		dst = append(dst, 0, 0, 0, 0, 0)
+		dst = appendEvent(dst, e)
+		n := len(dst) - lenAt - 5
+		var l [binary.MaxVarintLen64]byte
+		ln := binary.PutUvarint(l[:], uint64(n))
+		copy(dst[lenAt:], l[:ln])
+		copy(dst[lenAt+ln:], dst[lenAt+5:])
+		dst = dst[:lenAt+ln+n]
 	}
 	return dst
 }

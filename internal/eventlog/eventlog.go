@@ -283,21 +283,26 @@ func (l *Log) batcher() {
 // asynchronously.
 func (l *Log) publish(reqs []*appendReq) *flight {
 	f := &flight{reqs: reqs}
-	groups := map[string][]event.Event{}
+	groups := map[string][]*event.Event{}
 	var order []string
 	for _, r := range reqs {
 		for i := range r.evs {
 			s := Subject(r.siteID, &r.evs[i])
-			if _, ok := groups[s]; !ok {
+			g, ok := groups[s]
+			if !ok {
 				order = append(order, s)
+				g = make([]*event.Event, 0, len(r.evs))
 			}
-			groups[s] = append(groups[s], r.evs[i])
+			groups[s] = append(g, &r.evs[i])
 		}
 	}
+	var scratch []byte
 	for _, subj := range order {
 		evs := groups[subj]
 		for len(evs) > 0 {
-			data, used := l.encode(evs)
+			var data []byte
+			var used int
+			scratch, data, used = l.encode(scratch, evs)
 			evs = evs[used:]
 			fut, err := l.js.PublishMsgAsync(&nats.Msg{Subject: subj, Data: data})
 			if err != nil {
@@ -310,13 +315,15 @@ func (l *Log) publish(reqs []*appendReq) *flight {
 	return f
 }
 
-// encode packs as many of evs as fit in one message (at least one).
-func (l *Log) encode(evs []event.Event) ([]byte, int) {
+// encode packs as many of evs as fit in one message (at least one). It
+// encodes into scratch and returns an exact-size copy, because the client
+// keeps the message until it is acknowledged.
+func (l *Log) encode(scratch []byte, evs []*event.Event) ([]byte, []byte, int) {
 	n := len(evs)
 	for {
-		data := event.AppendBatch(make([]byte, 0, 256*n), evs[:n])
-		if len(data) <= l.cfg.MaxBatchBytes || n == 1 {
-			return data, n
+		scratch = event.AppendBatchPtr(scratch[:0], evs[:n])
+		if len(scratch) <= l.cfg.MaxBatchBytes || n == 1 {
+			return scratch, append([]byte(nil), scratch...), n
 		}
 		n = (n + 1) / 2
 	}
