@@ -81,7 +81,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Log, error) {
 		cfg.Replicas = 1
 	}
 	l := &Log{cfg: cfg, log: logger,
-		reqs: make(chan *appendReq, 4096), flights: make(chan *flight, 16), done: make(chan struct{})}
+		reqs: make(chan *appendReq, 4096), flights: make(chan *flight, 2), done: make(chan struct{})}
 	var opts []nats.Option
 	opts = append(opts, nats.Name("veil"), nats.MaxReconnects(-1))
 	url := cfg.URL
