@@ -20,8 +20,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/veil-analytics/veil/internal/aggregate"
 	"github.com/veil-analytics/veil/internal/app"
 	"github.com/veil-analytics/veil/internal/auth"
+	"github.com/veil-analytics/veil/internal/eventlog"
 	"github.com/veil-analytics/veil/internal/loadgen"
 	"github.com/veil-analytics/veil/internal/site"
 	"github.com/veil-analytics/veil/internal/store"
@@ -36,6 +38,7 @@ Usage:
   veil token create --role ROLE [flags] print a new API token
   veil token list                       list tokens (never their secrets)
   veil token revoke ID                  revoke a token
+  veil aggregate --nats URL [flags]     run the aggregator as a separate worker
   veil load [flags]                     generate load against a running server
   veil baseline [--addr ADDR]           bare HTTP 202 server, the load benchmark's baseline
 
@@ -75,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return tokenList(rest[1:], stdout)
 	case cmd == "token" && sub == "revoke":
 		return tokenRevoke(rest[1:], stdout)
+	case cmd == "aggregate":
+		return aggregateCmd(rest, stderr)
 	case cmd == "load":
 		return load(rest, stdout)
 	case cmd == "baseline":
@@ -155,6 +160,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	sync := fs.String("sync", env("sync", "interval"), `embedded log durability: "always" fsyncs every write before acknowledging; "interval" fsyncs every --sync-interval (env VEIL_SYNC)`)
 	syncEvery := fs.Duration("sync-interval", 1*time.Second, "fsync interval of the embedded log when --sync=interval")
 	replicas := fs.Int("replicas", 1, "stream replicas on an external NATS cluster (1 or 3)")
+	noAgg := fs.Bool("no-aggregate", false, "do not aggregate in this process (run `veil aggregate` workers instead)")
 	level := fs.String("log-level", env("log_level", "info"), "log level: debug, info, warn, error (env VEIL_LOG_LEVEL)")
 	format := fs.String("log-format", env("log_format", "text"), "log format: text or json (env VEIL_LOG_FORMAT)")
 	pprofAddr := fs.String("pprof", env("pprof", ""), "serve Go profiling endpoints on this address (e.g. 127.0.0.1:6060); off by default (env VEIL_PPROF)")
@@ -188,7 +194,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	a, err := app.Open(ctx, app.Config{
 		Addr: *addr, DataDir: *data, NATSURL: *natsURL, TrustedProxies: proxies, GeoIPPath: *geoip,
-		SyncAlways: *sync == "always", SyncInterval: *syncEvery, Replicas: *replicas,
+		SyncAlways: *sync == "always", SyncInterval: *syncEvery, Replicas: *replicas, NoAggregate: *noAgg,
 	}, logger)
 	if err != nil {
 		ln.Close()
@@ -409,4 +415,40 @@ func baseline(args []string, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+func aggregateCmd(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("aggregate", flag.ContinueOnError)
+	data := dataFlag(fs)
+	natsURL := fs.String("nats", env("nats", ""), "external NATS JetStream URL (env VEIL_NATS); required")
+	level := fs.String("log-level", env("log_level", "info"), "log level")
+	format := fs.String("log-format", env("log_format", "text"), "log format: text or json")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *natsURL == "" {
+		return errors.New("veil aggregate needs --nats: a separate worker reads an external NATS; with the embedded log, veil serve aggregates in-process")
+	}
+	logger, err := newLogger(stderr, *level, *format)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	st, err := app.OpenStore(*data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	lg, err := eventlog.Open(ctx, eventlog.Config{URL: *natsURL}, logger)
+	if err != nil {
+		return err
+	}
+	defer lg.Close()
+	agg, err := aggregate.New(aggregate.Config{JS: lg.JetStream(), DB: st.SQL(), Store: st, Logger: logger})
+	if err != nil {
+		return err
+	}
+	logger.Info("aggregator started", "nats", *natsURL)
+	return agg.Run(ctx)
 }

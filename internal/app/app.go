@@ -10,11 +10,13 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/veil-analytics/veil/internal/aggregate"
 	"github.com/veil-analytics/veil/internal/auth"
 	"github.com/veil-analytics/veil/internal/collect"
 	"github.com/veil-analytics/veil/internal/eventlog"
@@ -36,6 +38,8 @@ type Config struct {
 	SyncAlways   bool
 	SyncInterval time.Duration
 	Replicas     int
+	// NoAggregate leaves aggregation to separate `veil aggregate` workers.
+	NoAggregate bool
 	// Now is the clock (tests inject one); nil means time.Now.
 	Now func() time.Time
 }
@@ -47,6 +51,7 @@ type App struct {
 	Log       *eventlog.Log
 	Pseudo    *pseudo.Pseudonymizer
 	Collector *collect.Collector
+	Agg       *aggregate.Aggregator
 	Registry  *prometheus.Registry
 	Handler   http.Handler
 	GeoSource geo.Source
@@ -106,6 +111,11 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		Store: st, Log: lg, Pseudo: a.Pseudo, Geo: locator, Proxies: trust,
 		Metrics: collect.NewMetrics(reg), Logger: logger, Now: cfg.Now,
 	})
+	a.Agg, err = aggregate.New(aggregate.Config{JS: lg.JetStream(), DB: st.SQL(), Store: st, Logger: logger, Now: cfg.Now, Registerer: reg})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	a.Handler = server.New(server.Config{
 		Store: st, Log: lg, Collector: a.Collector, Auth: auth.NewAuthenticator(st, 10*time.Second),
 		Gatherer: reg, Logger: logger, Now: cfg.Now, Ready: a.ready,
@@ -137,8 +147,23 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug),
 	}
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBG()
-	go a.Pseudo.Run(bg, func(err error) { a.logger.Error("salt rotation failed", "err", err) })
+	var bgWG sync.WaitGroup
+	defer func() {
+		stopBG()
+		bgWG.Wait() // background work stops before the log and store close
+	}()
+	bgWG.Add(1)
+	go func() {
+		defer bgWG.Done()
+		a.Pseudo.Run(bg, func(err error) { a.logger.Error("salt rotation failed", "err", err) })
+	}()
+	if !a.Cfg.NoAggregate {
+		bgWG.Add(1)
+		go func() {
+			defer bgWG.Done()
+			a.Agg.Run(bg)
+		}()
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

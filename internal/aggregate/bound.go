@@ -1,0 +1,333 @@
+package aggregate
+
+import (
+	"time"
+
+	"github.com/veil-analytics/veil/internal/event"
+)
+
+// Dimension names, as the query API spells them.
+const (
+	DimTotal     = ""
+	DimPage      = "event:page"
+	DimEntryPage = "visit:entry_page"
+	DimSource    = "visit:source"
+	DimReferrer  = "visit:referrer"
+	DimUTMSource = "visit:utm_source"
+	DimUTMMedium = "visit:utm_medium"
+	DimUTMCamp   = "visit:utm_campaign"
+	DimCountry   = "visit:country"
+	DimBrowser   = "visit:browser"
+	DimOS        = "visit:os"
+	DimDevice    = "visit:device"
+	DimGoal      = "event:goal"
+	PropPrefix   = "event:props:"
+)
+
+// VisitDims are attributes of a visit, taken from its first event.
+var VisitDims = []string{DimEntryPage, DimSource, DimReferrer, DimUTMSource, DimUTMMedium, DimUTMCamp}
+
+// UnitDims are attributes of a unit-day, taken from its first event.
+var UnitDims = []string{DimCountry, DimBrowser, DimOS, DimDevice}
+
+// VisitGap ends a visit after this much inactivity.
+const VisitGap = 30 * time.Minute
+
+// Caps bound what one privacy unit (a visitor-day, or a user's day) can
+// contribute. Every DP sensitivity in Veil follows from these numbers and
+// never from the data.
+type Caps struct {
+	Pageviews        int // pageviews counted per unit-day
+	Events           int // custom events counted per unit-day
+	Visits           int // visits per unit-day
+	Hours            int // distinct hours a unit-day contributes to
+	Pages            int // distinct pages per unit-day (event:page)
+	PageviewsPerPage int // pageviews per page per unit-day
+	VisitValues      int // distinct values per visit dimension per unit-day
+	Goals            int // distinct goals (custom event names) per unit-day
+	EventsPerGoal    int // events per goal, and per prop value, per unit-day
+	PropValues       int // distinct (prop key, value) pairs per unit-day
+}
+
+// DefaultCaps are chosen so typical visitors are not cut (most view a
+// handful of pages in one or two visits) while keeping sensitivities small.
+var DefaultCaps = Caps{
+	Pageviews: 30, Events: 30, Visits: 5, Hours: 6,
+	Pages: 10, PageviewsPerPage: 3, VisitValues: 3,
+	Goals: 5, EventsPerGoal: 3, PropValues: 5,
+}
+
+// unitKey identifies a unit-day.
+type unitKey struct {
+	day  int32 // days since the Unix epoch, UTC
+	unit event.Pseudonym
+}
+
+// unitState is the bounding state of one unit-day. It holds a pseudonym's
+// history only until the day is released, then it is deleted.
+type unitState struct {
+	Pageviews int                 `json:"pv,omitempty"`
+	Events    int                 `json:"ev,omitempty"`
+	Visits    int                 `json:"vi,omitempty"`
+	Hours     []int64             `json:"h,omitempty"`
+	Unit      map[string]string   `json:"u,omitempty"`  // unit dims → value
+	Touched   map[string][]string `json:"t,omitempty"`  // dim → distinct values counted
+	PagePV    map[string]int      `json:"pp,omitempty"` // page → pageviews counted
+	GoalEv    map[string]int      `json:"ge,omitempty"` // goal → events counted
+	LastSeen  int64               `json:"ls,omitempty"` // unix ms
+	// The open visit: where its bounce was counted, so a second pageview
+	// can take the bounce back from the same partitions.
+	VisitHour  int64    `json:"vh,omitempty"`
+	VisitPV    int      `json:"vp,omitempty"`
+	VisitParts []string `json:"vparts,omitempty"` // "dim\x00value" the visit counted in
+	Bounced    bool     `json:"b,omitempty"`
+}
+
+// rollKey is one exact rollup cell.
+type rollKey struct {
+	dim, value string
+	hour       int64 // unix seconds of the hour's start
+}
+
+// delta is what a batch adds to one rollup cell. Visitors counts distinct
+// units within the hour; DayVisitors counts a unit in the hour of its first
+// contribution to the cell's value that day, so summing DayVisitors over a
+// day gives that day's distinct units.
+type delta struct {
+	Visitors, DayVisitors, Visits, Bounces, Pageviews, Events int64
+}
+
+type deltas map[rollKey]*delta
+
+func (d deltas) at(dim, value string, hour int64) *delta {
+	k := rollKey{dim, value, hour}
+	x := d[k]
+	if x == nil {
+		x = &delta{}
+		d[k] = x
+	}
+	return x
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// touch records that u contributes to (dim, value) and reports whether the
+// value is new for the day, and whether the contribution is allowed under
+// the dimension's cap on distinct values.
+func (u *unitState) touch(dim, value string, limit int) (first, ok bool) {
+	if u.Touched == nil {
+		u.Touched = map[string][]string{}
+	}
+	vals := u.Touched[dim]
+	if contains(vals, value) {
+		return false, true
+	}
+	if len(vals) >= limit {
+		return false, false
+	}
+	u.Touched[dim] = append(vals, value)
+	return true, true
+}
+
+func visitValue(dim string, e *event.Event) string {
+	switch dim {
+	case DimEntryPage:
+		return e.Path
+	case DimSource:
+		if e.Source == "" {
+			return "Direct / None"
+		}
+		return e.Source
+	case DimReferrer:
+		if e.Referrer == "" {
+			return "Direct / None"
+		}
+		return e.Referrer
+	case DimUTMSource:
+		return e.UTMSource
+	case DimUTMMedium:
+		return e.UTMMedium
+	case DimUTMCamp:
+		return e.UTMCamp
+	}
+	return ""
+}
+
+func unitValue(dim string, e *event.Event) string {
+	v := ""
+	switch dim {
+	case DimCountry:
+		v = e.Country
+	case DimBrowser:
+		v = e.Browser
+	case DimOS:
+		v = e.OS
+	case DimDevice:
+		v = e.Device
+	}
+	if v == "" {
+		return "unknown"
+	}
+	return v
+}
+
+// apply bounds one event's contribution through u and adds it to d. Events
+// beyond a cap are not counted at all (the cap is what makes sensitivity
+// data-independent). It reports whether anything was counted.
+func (c Caps) apply(u *unitState, e *event.Event, d deltas) bool {
+	isPV := e.Name == "pageview"
+	if e.Name == "engagement" {
+		return false // engagement timing is not aggregated yet
+	}
+	if isPV && u.Pageviews >= c.Pageviews || !isPV && u.Events >= c.Events {
+		return false
+	}
+	ms := e.Time.UnixMilli()
+	hour := e.Time.Truncate(time.Hour).Unix()
+	newHour := !containsInt(u.Hours, hour)
+	if newHour && len(u.Hours) >= c.Hours {
+		return false
+	}
+	newVisit := u.LastSeen == 0 || ms-u.LastSeen > VisitGap.Milliseconds()
+	if newVisit && u.Visits >= c.Visits {
+		return false
+	}
+	firstOfDay := u.LastSeen == 0
+	if ms > u.LastSeen {
+		u.LastSeen = ms
+	}
+	tot := d.at(DimTotal, "", hour)
+	if newHour {
+		u.Hours = append(u.Hours, hour)
+		tot.Visitors++
+	}
+	if firstOfDay {
+		tot.DayVisitors++
+		u.Unit = map[string]string{}
+		for _, dim := range UnitDims {
+			v := unitValue(dim, e)
+			u.Unit[dim] = v
+			d.at(dim, v, hour).DayVisitors++
+		}
+	}
+	if newVisit {
+		u.Visits++
+		u.VisitHour, u.VisitPV, u.VisitParts, u.Bounced = hour, 0, u.VisitParts[:0], true
+		tot.Visits++
+		tot.Bounces++
+		for _, dim := range UnitDims {
+			x := d.at(dim, u.Unit[dim], hour)
+			x.Visits++
+			x.Bounces++
+		}
+		for _, dim := range VisitDims {
+			v := visitValue(dim, e)
+			if v == "" {
+				continue
+			}
+			first, ok := u.touch(dim, v, c.VisitValues)
+			if !ok {
+				continue
+			}
+			x := d.at(dim, v, hour)
+			x.Visits++
+			x.Bounces++
+			if first {
+				x.DayVisitors++
+			}
+			u.VisitParts = append(u.VisitParts, dim+"\x00"+v)
+		}
+	}
+	if isPV {
+		u.Pageviews++
+		tot.Pageviews++
+		for _, dim := range UnitDims {
+			d.at(dim, u.Unit[dim], hour).Pageviews++
+		}
+		if first, ok := u.touch(DimPage, e.Path, c.Pages); ok {
+			if u.PagePV == nil {
+				u.PagePV = map[string]int{}
+			}
+			if u.PagePV[e.Path] < c.PageviewsPerPage {
+				u.PagePV[e.Path]++
+				x := d.at(DimPage, e.Path, hour)
+				x.Pageviews++
+				if first {
+					x.DayVisitors++
+				}
+			}
+		}
+		u.VisitPV++
+		if u.VisitPV == 2 && u.Bounced {
+			// A second pageview: the visit was not a bounce after all.
+			u.Bounced = false
+			d.at(DimTotal, "", u.VisitHour).Bounces--
+			for _, dim := range UnitDims {
+				d.at(dim, u.Unit[dim], u.VisitHour).Bounces--
+			}
+			for _, p := range u.VisitParts {
+				dim, v := splitPart(p)
+				d.at(dim, v, u.VisitHour).Bounces--
+			}
+		}
+		return true
+	}
+	u.Events++
+	tot.Events++
+	if first, ok := u.touch(DimGoal, e.Name, c.Goals); ok {
+		if u.GoalEv == nil {
+			u.GoalEv = map[string]int{}
+		}
+		if u.GoalEv[e.Name] < c.EventsPerGoal {
+			u.GoalEv[e.Name]++
+			x := d.at(DimGoal, e.Name, hour)
+			x.Events++
+			if first {
+				x.DayVisitors++
+			}
+		}
+	}
+	for _, p := range e.Props {
+		dim := PropPrefix + p.Key
+		pair := p.Key + "\x00" + p.Value
+		first, ok := u.touch("props", pair, c.PropValues)
+		if !ok || u.GoalEv["\x00"+pair] >= c.EventsPerGoal {
+			continue
+		}
+		if u.GoalEv == nil {
+			u.GoalEv = map[string]int{}
+		}
+		u.GoalEv["\x00"+pair]++ // goal names never start with NUL
+		x := d.at(dim, p.Value, hour)
+		x.Events++
+		if first {
+			x.DayVisitors++
+		}
+	}
+	return true
+}
+
+func splitPart(p string) (string, string) {
+	for i := 0; i < len(p); i++ {
+		if p[i] == 0 {
+			return p[:i], p[i+1:]
+		}
+	}
+	return p, ""
+}
+
+func containsInt(s []int64, v int64) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,45 @@
+package aggregate
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// Row is one exact rollup cell. Rows never leave the server: the release
+// and query layers add noise to them first.
+type Row struct {
+	Dim, Value                                                string
+	Hour                                                      int64
+	Visitors, DayVisitors, Visits, Bounces, Pageviews, Events int64
+}
+
+// ReadRollup returns a site's rollup cells of dim for hours in [from, to).
+func ReadRollup(ctx context.Context, db *sql.DB, site, dim string, from, to time.Time) ([]Row, error) {
+	rows, err := db.QueryContext(ctx, `SELECT dim, value, hour, visitors, day_visitors, visits, bounces, pageviews, events
+		FROM agg_rollup WHERE site=? AND dim=? AND hour>=? AND hour<? ORDER BY hour, value`,
+		site, dim, from.Unix(), to.Unix())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Row
+	for rows.Next() {
+		var r Row
+		if err := rows.Scan(&r.Dim, &r.Value, &r.Hour, &r.Visitors, &r.DayVisitors, &r.Visits, &r.Bounces, &r.Pageviews, &r.Events); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Position returns the last log sequence applied for a site.
+func Position(ctx context.Context, db *sql.DB, site string) (uint64, error) {
+	var seq uint64
+	err := db.QueryRowContext(ctx, `SELECT seq FROM agg_position WHERE site=?`, site).Scan(&seq)
+	if err == sql.ErrNoRows {
+		return 0, nil
+	}
+	return seq, err
+}
