@@ -68,7 +68,14 @@ func Open(path string) (*DB, error) {
 	}
 	db.SetMaxOpenConns(4)
 	s := &DB{db: db}
-	if err := s.migrate(); err != nil {
+	err = s.migrate()
+	// Two processes creating a new file at the same moment can see
+	// SQLITE_BUSY while the first sets the journal mode; retry briefly.
+	for i := 0; err != nil && strings.Contains(err.Error(), "SQLITE_BUSY") && i < 50; i++ {
+		time.Sleep(20 * time.Millisecond)
+		err = s.migrate()
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("state store %s: %w", path, err)
 	}
