@@ -156,6 +156,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	var proxies listFlag
 	proxies.Set(env("trusted_proxy", ""))
 	fs.Var(&proxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For/Forwarded headers are believed; repeatable (env VEIL_TRUSTED_PROXY, comma-separated)")
+	fwdHeader := fs.String("forwarded-header", env("forwarded_header", "x-forwarded-for"), "header the trusted proxies write: x-forwarded-for or forwarded (RFC 7239); the other is ignored (env VEIL_FORWARDED_HEADER)")
 	geoip := fs.String("geoip", env("geoip", ""), "MaxMind-format .mmdb for IP to country; default: Debian's tor-geoipdb when installed (env VEIL_GEOIP)")
 	sync := fs.String("sync", env("sync", "interval"), `embedded log durability: "always" fsyncs every write before acknowledging; "interval" fsyncs every --sync-interval (env VEIL_SYNC)`)
 	syncEvery := fs.Duration("sync-interval", 1*time.Second, "fsync interval of the embedded log when --sync=interval")
@@ -193,7 +194,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
 	a, err := app.Open(ctx, app.Config{
-		Addr: *addr, DataDir: *data, NATSURL: *natsURL, TrustedProxies: proxies, GeoIPPath: *geoip,
+		Addr: *addr, DataDir: *data, NATSURL: *natsURL, TrustedProxies: proxies, ForwardedHeader: *fwdHeader, GeoIPPath: *geoip,
 		SyncAlways: *sync == "always", SyncInterval: *syncEvery, Replicas: *replicas, NoAggregate: *noAgg,
 	}, logger)
 	if err != nil {

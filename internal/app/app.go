@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,9 @@ type Config struct {
 	DataDir        string
 	NATSURL        string // empty: embedded
 	TrustedProxies []string
+	// ForwardedHeader is the header trusted proxies write: "x-forwarded-for"
+	// (default) or "forwarded" (RFC 7239).
+	ForwardedHeader string
 	GeoIPPath      string
 	// SyncAlways makes the embedded log fsync before acknowledging.
 	SyncAlways   bool
@@ -74,6 +78,13 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	trust, err := collect.ParseTrusted(cfg.TrustedProxies)
 	if err != nil {
 		return nil, err
+	}
+	switch strings.ToLower(cfg.ForwardedHeader) {
+	case "", "x-forwarded-for":
+	case "forwarded":
+		trust = trust.UseForwarded()
+	default:
+		return nil, fmt.Errorf("forwarded header %q: want x-forwarded-for or forwarded", cfg.ForwardedHeader)
 	}
 	locator, src, err := geo.Open(cfg.GeoIPPath)
 	if err != nil {

@@ -14,6 +14,17 @@ import (
 // their events are attributed to.
 type ProxyTrust struct {
 	trusted []netip.Prefix
+	// forwarded selects the RFC 7239 Forwarded header instead of
+	// X-Forwarded-For. Only the header the proxy actually writes may be
+	// read: a proxy that appends to one passes a client-forged other one
+	// through untouched.
+	forwarded bool
+}
+
+// UseForwarded makes the trust read Forwarded instead of X-Forwarded-For.
+func (t ProxyTrust) UseForwarded() ProxyTrust {
+	t.forwarded = true
+	return t
 }
 
 // ParseTrusted parses CIDRs (or single addresses) of trusted proxies.
@@ -35,6 +46,13 @@ func ParseTrusted(cidrs []string) (ProxyTrust, error) {
 		if err != nil {
 			return t, fmt.Errorf("trusted proxy %q: %v", c, err)
 		}
+		// Peers are compared unmapped, so ::ffff:a.b.c.d/N becomes a.b.c.d/N-96.
+		if p.Addr().Is4In6() {
+			if p.Bits() < 96 {
+				return t, fmt.Errorf("trusted proxy %q: an IPv4-mapped prefix needs at least /96", c)
+			}
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		t.trusted = append(t.trusted, p.Masked())
 	}
 	return t, nil
@@ -52,7 +70,7 @@ func (t ProxyTrust) isTrusted(a netip.Addr) bool {
 
 // ClientIP returns the address of the client that sent r: the direct peer,
 // or, when the peer is a trusted proxy, the nearest untrusted hop named by
-// Forwarded or X-Forwarded-For (walking from the right, because only the
+// X-Forwarded-For (or Forwarded, with UseForwarded) (walking from the right, because only the
 // entries our own proxies appended can be believed).
 func (t ProxyTrust) ClientIP(r *http.Request) netip.Addr {
 	peer := peerAddr(r.RemoteAddr)
@@ -60,8 +78,8 @@ func (t ProxyTrust) ClientIP(r *http.Request) netip.Addr {
 		return peer
 	}
 	var hops []string
-	if f := r.Header.Values("Forwarded"); len(f) > 0 {
-		hops = forwardedFor(f)
+	if t.forwarded {
+		hops = forwardedFor(r.Header.Values("Forwarded"))
 	} else {
 		for _, v := range r.Header.Values("X-Forwarded-For") {
 			for _, h := range strings.Split(v, ",") {

@@ -70,6 +70,7 @@ func TestParseTrusted(t *testing.T) {
 
 func TestClientIP(t *testing.T) {
 	trust := mustTrust(t, "10.0.0.0/8", "2001:db8:ffff::/48")
+	fwd := trust.UseForwarded()
 	for _, tc := range []struct {
 		name    string
 		trust   ProxyTrust
@@ -109,20 +110,21 @@ func TestClientIP(t *testing.T) {
 		{"unparseable peer", trust, "pipe", []string{"X-Forwarded-For", "203.0.113.9"}, ""},
 		{"empty peer", trust, "", []string{"X-Forwarded-For", "203.0.113.9"}, ""},
 
-		{"Forwarded", trust, "10.0.0.1:5000", []string{"Forwarded", "for=203.0.113.9"}, "203.0.113.9"},
-		{"Forwarded quoted IPv6 with port", trust, "10.0.0.1:5000", []string{"Forwarded", `for="[2001:db8::1]:4711"`}, "2001:db8::1"},
-		{"Forwarded quoted IPv6", trust, "10.0.0.1:5000", []string{"Forwarded", `for="[2001:db8::1]"`}, "2001:db8::1"},
-		{"Forwarded IPv4 with port", trust, "10.0.0.1:5000", []string{"Forwarded", `for="203.0.113.9:4711"`}, "203.0.113.9"},
-		{"Forwarded other params", trust, "10.0.0.1:5000", []string{"Forwarded", "proto=https;for=203.0.113.9;by=10.0.0.1;host=example.com"}, "203.0.113.9"},
-		{"Forwarded case-insensitive", trust, "10.0.0.1:5000", []string{"Forwarded", "For=203.0.113.9"}, "203.0.113.9"},
-		{"Forwarded spaces", trust, "10.0.0.1:5000", []string{"Forwarded", " for=203.0.113.9 ; proto=https "}, "203.0.113.9"},
-		{"Forwarded chain", trust, "10.0.0.1:5000", []string{"Forwarded", "for=1.1.1.1, for=203.0.113.9, for=10.0.0.2"}, "203.0.113.9"},
-		{"Forwarded several headers", trust, "10.0.0.1:5000", []string{"Forwarded", "for=1.1.1.1, for=203.0.113.9", "Forwarded", `for="[2001:db8:ffff::2]"`}, "203.0.113.9"},
-		{"Forwarded unknown stops the walk", trust, "10.0.0.1:5000", []string{"Forwarded", "for=203.0.113.9, for=unknown, for=10.0.0.2"}, "10.0.0.2"},
-		{"Forwarded obfuscated", trust, "10.0.0.1:5000", []string{"Forwarded", "for=_hidden"}, "10.0.0.1"},
-		{"Forwarded element without for", trust, "10.0.0.1:5000", []string{"Forwarded", "for=203.0.113.9, proto=https"}, "10.0.0.1"},
-		{"Forwarded wins over XFF", trust, "10.0.0.1:5000", []string{"Forwarded", "for=203.0.113.9", "X-Forwarded-For", "198.51.100.1"}, "203.0.113.9"},
-		{"Forwarded all trusted", trust, "10.0.0.1:5000", []string{"Forwarded", "for=10.0.0.3, for=10.0.0.2"}, "10.0.0.3"},
+		{"Forwarded", fwd, "10.0.0.1:5000", []string{"Forwarded", "for=203.0.113.9"}, "203.0.113.9"},
+		{"Forwarded quoted IPv6 with port", fwd, "10.0.0.1:5000", []string{"Forwarded", `for="[2001:db8::1]:4711"`}, "2001:db8::1"},
+		{"Forwarded quoted IPv6", fwd, "10.0.0.1:5000", []string{"Forwarded", `for="[2001:db8::1]"`}, "2001:db8::1"},
+		{"Forwarded IPv4 with port", fwd, "10.0.0.1:5000", []string{"Forwarded", `for="203.0.113.9:4711"`}, "203.0.113.9"},
+		{"Forwarded other params", fwd, "10.0.0.1:5000", []string{"Forwarded", "proto=https;for=203.0.113.9;by=10.0.0.1;host=example.com"}, "203.0.113.9"},
+		{"Forwarded case-insensitive", fwd, "10.0.0.1:5000", []string{"Forwarded", "For=203.0.113.9"}, "203.0.113.9"},
+		{"Forwarded spaces", fwd, "10.0.0.1:5000", []string{"Forwarded", " for=203.0.113.9 ; proto=https "}, "203.0.113.9"},
+		{"Forwarded chain", fwd, "10.0.0.1:5000", []string{"Forwarded", "for=1.1.1.1, for=203.0.113.9, for=10.0.0.2"}, "203.0.113.9"},
+		{"Forwarded several headers", fwd, "10.0.0.1:5000", []string{"Forwarded", "for=1.1.1.1, for=203.0.113.9", "Forwarded", `for="[2001:db8:ffff::2]"`}, "203.0.113.9"},
+		{"Forwarded unknown stops the walk", fwd, "10.0.0.1:5000", []string{"Forwarded", "for=203.0.113.9, for=unknown, for=10.0.0.2"}, "10.0.0.2"},
+		{"Forwarded obfuscated", fwd, "10.0.0.1:5000", []string{"Forwarded", "for=_hidden"}, "10.0.0.1"},
+		{"Forwarded element without for", fwd, "10.0.0.1:5000", []string{"Forwarded", "for=203.0.113.9, proto=https"}, "10.0.0.1"},
+		{"XFF by default: a Forwarded header is ignored", trust, "10.0.0.1:5000", []string{"Forwarded", "for=203.0.113.9", "X-Forwarded-For", "198.51.100.1"}, "198.51.100.1"},
+		{"Forwarded when configured: XFF is ignored", fwd, "10.0.0.1:5000", []string{"Forwarded", "for=203.0.113.9", "X-Forwarded-For", "198.51.100.1"}, "203.0.113.9"},
+		{"Forwarded all trusted", fwd, "10.0.0.1:5000", []string{"Forwarded", "for=10.0.0.3, for=10.0.0.2"}, "10.0.0.3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := tc.trust.ClientIP(request(tc.remote, tc.headers...))
@@ -148,5 +150,18 @@ func TestForwardedFor(t *testing.T) {
 	want := []string{"1.1.1.1", "", `"[::1]:80"`, "2.2.2.2"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("forwardedFor = %q, want %q", got, want)
+	}
+}
+
+func TestParseTrustedIPv4MappedEntries(t *testing.T) {
+	for _, entry := range []string{"::ffff:10.0.0.1", "::ffff:10.0.0.0/104"} {
+		pt, err := ParseTrusted([]string{entry})
+		if err != nil {
+			continue // rejecting the entry would be fine too
+		}
+		got := pt.ClientIP(request("10.0.0.1:4444", "X-Forwarded-For", "203.0.113.9"))
+		if got != netip.MustParseAddr("203.0.113.9") {
+			t.Errorf("trusted proxy %q accepted but not trusted: ClientIP = %v", entry, got)
+		}
 	}
 }

@@ -358,19 +358,17 @@ func (c *Collector) Store(ctx context.Context, siteID string, evs []event.Event,
 	var ids []event.Pseudonym
 	kept := evs
 	for i := range evs {
-		if !evs[i].HasID {
-			continue
-		}
-		if c.dedupe.Seen(evs[i].IDHash) {
-			if dups == 0 { // copy only when something is dropped
-				kept = append(make([]event.Event, 0, len(evs)), evs[:i]...)
-			}
-			dups++
-			continue
-		}
-		ids = append(ids, evs[i].IDHash)
-		if dups > 0 {
+		dup := evs[i].HasID && c.dedupe.Seen(evs[i].IDHash)
+		switch {
+		case dup && dups == 0: // copy only once something is dropped
+			kept = append(make([]event.Event, 0, len(evs)), evs[:i]...)
+		case !dup && dups > 0:
 			kept = append(kept, evs[i])
+		}
+		if dup {
+			dups++
+		} else if evs[i].HasID {
+			ids = append(ids, evs[i].IDHash)
 		}
 	}
 	if dups > 0 {

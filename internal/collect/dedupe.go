@@ -30,7 +30,13 @@ func NewDedupe(window time.Duration, maxPerGen int, now func() time.Time) *Dedup
 func (d *Dedupe) Seen(id event.Pseudonym) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if now := d.now(); now.Sub(d.rotated) >= d.half || len(d.cur) >= d.max {
+	now := d.now()
+	if idle := now.Sub(d.rotated); idle >= 2*d.half {
+		// Idle for a whole window: both generations are too old.
+		clear(d.old)
+		clear(d.cur)
+		d.rotated = now
+	} else if idle >= d.half || len(d.cur) >= d.max {
 		d.old, d.cur = d.cur, make(map[event.Pseudonym]struct{}, len(d.cur))
 		d.rotated = now
 	}

@@ -179,8 +179,6 @@ func TestDedupeConcurrent(t *testing.T) {
 }
 
 func TestDedupeAtMostWindowWhenIdle(t *testing.T) {
-	t.Skip("BUG: dedupe.go Seen rotates at most once per call; after an idle gap longer than the window " +
-		"the previous current generation becomes the old one and ids older than the window are still reported as duplicates")
 	clk := newFakeClock()
 	d := NewDedupe(10*time.Minute, 1000, clk.Now)
 	a := pid(1)

@@ -187,9 +187,12 @@ func parseProps(r *jsonscan.Reader) ([]Prop, error) {
 func propsObject(r *jsonscan.Reader) ([]Prop, error) {
 	var props []Prop
 	seen := map[string]bool{}
+	tooMany := false
 	err := r.Object(func(k []byte) error {
 		if len(props) >= maxRawProps {
-			return bad("too_many_props", "props", "too many props")
+			// Keep reading so only this event is rejected, not the batch.
+			tooMany = true
+			return r.Skip()
 		}
 		var val string
 		switch r.Peek() {
@@ -209,8 +212,10 @@ func propsObject(r *jsonscan.Reader) ([]Prop, error) {
 			return r.Skip()
 		}
 		key := string(k)
-		if val == "" || seen[key] {
-			return nil // a repeated key keeps its first value
+		if strings.TrimSpace(val) == "" || strings.TrimSpace(key) == "" || seen[key] {
+			// Blank keys and values are dropped, as Plausible does; a
+			// repeated key keeps its first value.
+			return nil
 		}
 		seen[key] = true
 		props = append(props, Prop{Key: key, Value: val})
@@ -218,6 +223,9 @@ func propsObject(r *jsonscan.Reader) ([]Prop, error) {
 	})
 	if err != nil {
 		return nil, fieldErr("props", err)
+	}
+	if tooMany {
+		return nil, bad("too_many_props", "props", "too many props")
 	}
 	// Sort so the stored event does not depend on the sender's key order.
 	sort.Slice(props, func(i, j int) bool { return props[i].Key < props[j].Key })

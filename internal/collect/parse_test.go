@@ -124,7 +124,6 @@ func TestParsePlausibleProps(t *testing.T) {
 		{"repeated key keeps first", `{"k":"first","k":"second","k":"third"}`, []Prop{{"k", "first"}}},
 		{"sorted by key", `{"zeta":"1","alpha":"2","Mid":"3","beta":"4"}`, []Prop{{"Mid", "3"}, {"alpha", "2"}, {"beta", "4"}, {"zeta", "1"}}},
 		{"escapes decoded", `{"\u0041b":"caf\u00e9 \"q\""}`, []Prop{{"Ab", `café "q"`}}},
-		{"whitespace value kept", `{"k":" "}`, []Prop{{"k", " "}}},
 		{"empty object", `{}`, nil},
 		{"blank string", `"  "`, nil},
 		{"empty string", `""`, nil},
@@ -139,6 +138,17 @@ func TestParsePlausibleProps(t *testing.T) {
 				t.Errorf("props = %q, want %q", in.Props, tc.want)
 			}
 		})
+	}
+}
+
+func TestParsePlausibleDropsBlankProps(t *testing.T) {
+	in, _ := mustParsePlausible(t, `{"n":"x","u":"https://example.com/","p":{"":"v","  ":"v","k":" ","k2":"  \t","ok":"1"}}`)
+	if !reflect.DeepEqual(in.Props, []Prop{{"ok", "1"}}) {
+		t.Errorf("props = %q, want only ok=1", in.Props)
+	}
+	in, _ = mustParsePlausible(t, `{"n":"x","p":"{\"\":\"v\",\"ok\":\"1\"}"}`)
+	if !reflect.DeepEqual(in.Props, []Prop{{"ok", "1"}}) {
+		t.Errorf("props in string form = %q, want only ok=1", in.Props)
 	}
 }
 
