@@ -37,7 +37,7 @@ type Config struct {
 	// ForwardedHeader is the header trusted proxies write: "x-forwarded-for"
 	// (default) or "forwarded" (RFC 7239).
 	ForwardedHeader string
-	GeoIPPath      string
+	GeoIPPath       string
 	// SyncAlways makes the embedded log fsync before acknowledging.
 	SyncAlways   bool
 	SyncInterval time.Duration
