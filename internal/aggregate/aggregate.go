@@ -87,6 +87,11 @@ CREATE TABLE IF NOT EXISTS agg_rollup (
 CREATE TABLE IF NOT EXISTS agg_units (
 	site TEXT NOT NULL, day INTEGER NOT NULL, unit BLOB NOT NULL, state BLOB NOT NULL,
 	PRIMARY KEY (site, day, unit)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agg_pairs (
+	site TEXT NOT NULL, fdim TEXT NOT NULL, fval TEXT NOT NULL, dim TEXT NOT NULL, day INTEGER NOT NULL, value TEXT NOT NULL,
+	day_visitors INTEGER NOT NULL DEFAULT 0, visits INTEGER NOT NULL DEFAULT 0, bounces INTEGER NOT NULL DEFAULT 0,
+	pageviews INTEGER NOT NULL DEFAULT 0, events INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (site, fdim, fval, dim, day, value)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agg_position (site TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS agg_days (
 	site TEXT NOT NULL, day INTEGER NOT NULL, last_event INTEGER NOT NULL,
@@ -333,7 +338,7 @@ func dayOf(t time.Time) int32 { return int32(t.Unix() / 86400) }
 // apply counts the events of msgs and commits rollups, bounding state and
 // position in one transaction.
 func (a *Aggregator) apply(ctx context.Context, s *siteAgg, msgs []jetstream.Msg) error {
-	d := deltas{}
+	d := newDeltas()
 	dirty := map[unitKey]*unitState{}
 	days := map[int32]*dayStat{}
 	pos := s.pos
@@ -456,9 +461,6 @@ func (a *Aggregator) count(s *siteAgg, e *event.Event, d deltas, dirty map[unitK
 }
 
 func writeDeltas(ctx context.Context, tx *sql.Tx, site string, d deltas) error {
-	if len(d) == 0 {
-		return nil
-	}
 	st, err := tx.PrepareContext(ctx, `INSERT INTO agg_rollup (site, dim, hour, value, visitors, day_visitors, visits, bounces, pageviews, events)
 		VALUES (?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT (site, dim, hour, value) DO UPDATE SET
@@ -469,11 +471,28 @@ func writeDeltas(ctx context.Context, tx *sql.Tx, site string, d deltas) error {
 		return err
 	}
 	defer st.Close()
-	for k, x := range d {
+	for k, x := range d.cells {
 		if *x == (delta{}) {
 			continue
 		}
 		if _, err := st.ExecContext(ctx, site, k.dim, k.hour, k.value, x.Visitors, x.DayVisitors, x.Visits, x.Bounces, x.Pageviews, x.Events); err != nil {
+			return err
+		}
+	}
+	pt, err := tx.PrepareContext(ctx, `INSERT INTO agg_pairs (site, fdim, fval, dim, day, value, day_visitors, visits, bounces, pageviews, events)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT (site, fdim, fval, dim, day, value) DO UPDATE SET
+		day_visitors=day_visitors+excluded.day_visitors, visits=visits+excluded.visits, bounces=bounces+excluded.bounces,
+		pageviews=pageviews+excluded.pageviews, events=events+excluded.events`)
+	if err != nil {
+		return err
+	}
+	defer pt.Close()
+	for k, x := range d.pairs {
+		if *x == (delta{}) {
+			continue
+		}
+		if _, err := pt.ExecContext(ctx, site, k.fdim, k.fval, k.dim, k.day, k.value, x.DayVisitors, x.Visits, x.Bounces, x.Pageviews, x.Events); err != nil {
 			return err
 		}
 	}

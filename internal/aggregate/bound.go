@@ -97,17 +97,63 @@ type delta struct {
 	Visitors, DayVisitors, Visits, Bounces, Pageviews, Events int64
 }
 
-type deltas map[rollKey]*delta
+// pairKey is a rollup cell restricted to one value of a unit dimension
+// (FilterDims), by day: it answers filtered queries such as "top pages for
+// visitors from DE". Unit dimensions have one value per unit-day, so the
+// restriction keeps each unit's bounded contribution intact.
+type pairKey struct {
+	fdim, fval string
+	dim, value string
+	day        int64 // unix seconds of the day's start
+}
+
+// FilterDims are the dimensions ad hoc queries can filter on.
+var FilterDims = UnitDims
+
+type deltas struct {
+	cells map[rollKey]*delta
+	pairs map[pairKey]*delta
+}
+
+func newDeltas() deltas {
+	return deltas{cells: map[rollKey]*delta{}, pairs: map[pairKey]*delta{}}
+}
 
 func (d deltas) at(dim, value string, hour int64) *delta {
 	k := rollKey{dim, value, hour}
-	x := d[k]
+	x := d.cells[k]
 	if x == nil {
 		x = &delta{}
-		d[k] = x
+		d.cells[k] = x
 	}
 	return x
 }
+
+// add applies f to the cell (dim, value, hour) and to its pair cells for
+// the unit's filter values.
+func (d deltas) add(u *unitState, dim, value string, hour int64, f func(*delta)) {
+	f(d.at(dim, value, hour))
+	day := hour - hour%86400
+	for _, fd := range FilterDims {
+		if fd == dim {
+			continue
+		}
+		k := pairKey{fd, u.Unit[fd], dim, value, day}
+		x := d.pairs[k]
+		if x == nil {
+			x = &delta{}
+			d.pairs[k] = x
+		}
+		f(x)
+	}
+}
+
+func incVisitors(x *delta)    { x.DayVisitors++ }
+func incVisits(x *delta)      { x.Visits++ }
+func incPageviews(x *delta)   { x.Pageviews++ }
+func incEvents(x *delta)      { x.Events++ }
+func incVisitBounce(x *delta) { x.Visits++; x.Bounces++ }
+func decBounces(x *delta)     { x.Bounces-- }
 
 func contains(s []string, v string) bool {
 	for _, x := range s {
@@ -203,29 +249,28 @@ func (c Caps) apply(u *unitState, e *event.Event, d deltas) bool {
 	if ms > u.LastSeen {
 		u.LastSeen = ms
 	}
-	tot := d.at(DimTotal, "", hour)
-	if newHour {
-		u.Hours = append(u.Hours, hour)
-		tot.Visitors++
-	}
 	if firstOfDay {
-		tot.DayVisitors++
 		u.Unit = map[string]string{}
 		for _, dim := range UnitDims {
-			v := unitValue(dim, e)
-			u.Unit[dim] = v
-			d.at(dim, v, hour).DayVisitors++
+			u.Unit[dim] = unitValue(dim, e)
+		}
+	}
+	if newHour {
+		u.Hours = append(u.Hours, hour)
+		d.at(DimTotal, "", hour).Visitors++
+	}
+	if firstOfDay {
+		d.add(u, DimTotal, "", hour, incVisitors)
+		for _, dim := range UnitDims {
+			d.add(u, dim, u.Unit[dim], hour, incVisitors)
 		}
 	}
 	if newVisit {
 		u.Visits++
 		u.VisitHour, u.VisitPV, u.VisitParts, u.Bounced = hour, 0, u.VisitParts[:0], true
-		tot.Visits++
-		tot.Bounces++
+		d.add(u, DimTotal, "", hour, incVisitBounce)
 		for _, dim := range UnitDims {
-			x := d.at(dim, u.Unit[dim], hour)
-			x.Visits++
-			x.Bounces++
+			d.add(u, dim, u.Unit[dim], hour, incVisitBounce)
 		}
 		for _, dim := range VisitDims {
 			v := visitValue(dim, e)
@@ -236,20 +281,18 @@ func (c Caps) apply(u *unitState, e *event.Event, d deltas) bool {
 			if !ok {
 				continue
 			}
-			x := d.at(dim, v, hour)
-			x.Visits++
-			x.Bounces++
+			d.add(u, dim, v, hour, incVisitBounce)
 			if first {
-				x.DayVisitors++
+				d.add(u, dim, v, hour, incVisitors)
 			}
 			u.VisitParts = append(u.VisitParts, dim+"\x00"+v)
 		}
 	}
 	if isPV {
 		u.Pageviews++
-		tot.Pageviews++
+		d.add(u, DimTotal, "", hour, incPageviews)
 		for _, dim := range UnitDims {
-			d.at(dim, u.Unit[dim], hour).Pageviews++
+			d.add(u, dim, u.Unit[dim], hour, incPageviews)
 		}
 		if first, ok := u.touch(DimPage, e.Path, c.Pages); ok {
 			if u.PagePV == nil {
@@ -257,58 +300,57 @@ func (c Caps) apply(u *unitState, e *event.Event, d deltas) bool {
 			}
 			if u.PagePV[e.Path] < c.PageviewsPerPage {
 				u.PagePV[e.Path]++
-				x := d.at(DimPage, e.Path, hour)
-				x.Pageviews++
-				if first {
-					x.DayVisitors++
-				}
+				d.add(u, DimPage, e.Path, hour, incPageviews)
+			}
+			if first {
+				d.add(u, DimPage, e.Path, hour, incVisitors)
 			}
 		}
 		u.VisitPV++
 		if u.VisitPV == 2 && u.Bounced {
 			// A second pageview: the visit was not a bounce after all.
 			u.Bounced = false
-			d.at(DimTotal, "", u.VisitHour).Bounces--
+			d.add(u, DimTotal, "", u.VisitHour, decBounces)
 			for _, dim := range UnitDims {
-				d.at(dim, u.Unit[dim], u.VisitHour).Bounces--
+				d.add(u, dim, u.Unit[dim], u.VisitHour, decBounces)
 			}
 			for _, p := range u.VisitParts {
 				dim, v := splitPart(p)
-				d.at(dim, v, u.VisitHour).Bounces--
+				d.add(u, dim, v, u.VisitHour, decBounces)
 			}
 		}
 		return true
 	}
 	u.Events++
-	tot.Events++
+	d.add(u, DimTotal, "", hour, incEvents)
 	if first, ok := u.touch(DimGoal, e.Name, c.Goals); ok {
 		if u.GoalEv == nil {
 			u.GoalEv = map[string]int{}
 		}
 		if u.GoalEv[e.Name] < c.EventsPerGoal {
 			u.GoalEv[e.Name]++
-			x := d.at(DimGoal, e.Name, hour)
-			x.Events++
-			if first {
-				x.DayVisitors++
-			}
+			d.add(u, DimGoal, e.Name, hour, incEvents)
+		}
+		if first {
+			d.add(u, DimGoal, e.Name, hour, incVisitors)
 		}
 	}
 	for _, p := range e.Props {
-		dim := PropPrefix + p.Key
 		pair := p.Key + "\x00" + p.Value
 		first, ok := u.touch("props", pair, c.PropValues)
-		if !ok || u.GoalEv["\x00"+pair] >= c.EventsPerGoal {
+		if !ok {
 			continue
 		}
 		if u.GoalEv == nil {
 			u.GoalEv = map[string]int{}
 		}
-		u.GoalEv["\x00"+pair]++ // goal names never start with NUL
-		x := d.at(dim, p.Value, hour)
-		x.Events++
+		dim := PropPrefix + p.Key
+		if u.GoalEv["\x00"+pair] < c.EventsPerGoal { // goal names never start with NUL
+			u.GoalEv["\x00"+pair]++
+			d.add(u, dim, p.Value, hour, incEvents)
+		}
 		if first {
-			x.DayVisitors++
+			d.add(u, dim, p.Value, hour, incVisitors)
 		}
 	}
 	return true

@@ -15,7 +15,7 @@ func pv(path string, at time.Time) *event.Event {
 
 func sum(d deltas, dim, value string) delta {
 	var s delta
-	for k, x := range d {
+	for k, x := range d.cells {
 		if k.dim == dim && k.value == value {
 			s.Visitors += x.Visitors
 			s.DayVisitors += x.DayVisitors
@@ -33,7 +33,7 @@ func sum(d deltas, dim, value string) delta {
 func TestOneUnitIsBoundedByCaps(t *testing.T) {
 	c := DefaultCaps
 	u := &unitState{}
-	d := deltas{}
+	d := newDeltas()
 	for i := range 10000 {
 		at := t0.Add(time.Duration(i) * 7 * time.Second)
 		c.apply(u, pv("/p"+string(rune('a'+i%40)), at), d)
@@ -49,7 +49,7 @@ func TestOneUnitIsBoundedByCaps(t *testing.T) {
 	}
 	hours := map[int64]bool{}
 	pages := 0
-	for k, x := range d {
+	for k, x := range d.cells {
 		if k.dim == DimTotal && x.Visitors > 0 {
 			hours[k.hour] = true
 		}
@@ -74,7 +74,7 @@ func TestOneUnitIsBoundedByCaps(t *testing.T) {
 func TestVisitsAndBounces(t *testing.T) {
 	c := DefaultCaps
 	u := &unitState{}
-	d := deltas{}
+	d := newDeltas()
 	c.apply(u, pv("/a", t0), d)                    // visit 1: bounce so far
 	c.apply(u, pv("/b", t0.Add(5*time.Minute)), d) // same visit: no longer a bounce
 	c.apply(u, pv("/c", t0.Add(2*time.Hour)), d)   // visit 2 after 30 min gap: bounce
@@ -93,5 +93,37 @@ func TestVisitsAndBounces(t *testing.T) {
 	}
 	if cty := sum(d, DimCountry, "DE"); cty.DayVisitors != 1 || cty.Pageviews != 3 || cty.Visits != 2 {
 		t.Fatalf("country %+v", cty)
+	}
+}
+
+// Pair cells restricted to each country add up to the unrestricted cells.
+func TestPairCellsPartitionByUnitDimension(t *testing.T) {
+	c := DefaultCaps
+	d := newDeltas()
+	for i, cty := range []string{"DE", "DE", "FR"} {
+		u := &unitState{}
+		for j := range 3 {
+			e := pv("/p"+string(rune('a'+j)), t0.Add(time.Duration(i*7+j)*time.Minute))
+			e.Country = cty
+			c.apply(u, e, d)
+		}
+	}
+	byCountry := map[string]int64{}
+	var pvs int64
+	for k, x := range d.pairs {
+		if k.fdim == DimCountry && k.dim == DimPage {
+			byCountry[k.fval] += x.Pageviews
+		}
+		if k.fdim == DimCountry && k.dim == DimTotal && k.fval == "DE" && x.DayVisitors != 0 && x.DayVisitors != 2 {
+			t.Errorf("DE visitors %d", x.DayVisitors)
+		}
+	}
+	for k, x := range d.cells {
+		if k.dim == DimPage {
+			pvs += x.Pageviews
+		}
+	}
+	if byCountry["DE"] != 6 || byCountry["FR"] != 3 || byCountry["DE"]+byCountry["FR"] != pvs {
+		t.Fatalf("pairs by country %v, page pageviews %d", byCountry, pvs)
 	}
 }

@@ -43,3 +43,34 @@ func Position(ctx context.Context, db *sql.DB, site string) (uint64, error) {
 	}
 	return seq, err
 }
+
+// ReadPairs returns a site's rollup cells of dim restricted to the unit
+// dimension fdim having one of fvals, summed per day and value, for days
+// in [from, to). The Row's Hour holds the day's start.
+func ReadPairs(ctx context.Context, db *sql.DB, site, fdim string, fvals []string, dim string, from, to time.Time) ([]Row, error) {
+	q := `SELECT dim, value, day, 0, sum(day_visitors), sum(visits), sum(bounces), sum(pageviews), sum(events)
+		FROM agg_pairs WHERE site=? AND fdim=? AND dim=? AND day>=? AND day<? AND fval IN (`
+	args := []any{site, fdim, dim, from.Unix(), to.Unix()}
+	for i, v := range fvals {
+		if i > 0 {
+			q += ","
+		}
+		q += "?"
+		args = append(args, v)
+	}
+	q += `) GROUP BY day, value ORDER BY day, value`
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Row
+	for rows.Next() {
+		var r Row
+		if err := rows.Scan(&r.Dim, &r.Value, &r.Hour, &r.Visitors, &r.DayVisitors, &r.Visits, &r.Bounces, &r.Pageviews, &r.Events); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
