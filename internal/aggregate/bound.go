@@ -52,8 +52,8 @@ type Caps struct {
 // DefaultCaps are chosen so typical visitors are not cut (most view a
 // handful of pages in one or two visits) while keeping sensitivities small.
 var DefaultCaps = Caps{
-	Pageviews: 30, Events: 30, Visits: 5, Hours: 6,
-	Pages: 10, PageviewsPerPage: 3, VisitValues: 3,
+	Pageviews: 20, Events: 20, Visits: 4, Hours: 6,
+	Pages: 6, PageviewsPerPage: 2, VisitValues: 3,
 	Goals: 5, EventsPerGoal: 3, PropValues: 5,
 }
 

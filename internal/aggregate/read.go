@@ -74,3 +74,24 @@ func ReadPairs(ctx context.Context, db *sql.DB, site, fdim string, fvals []strin
 	}
 	return out, rows.Err()
 }
+
+// ReadRollupPrefix is ReadRollup for every dimension starting with prefix
+// (all custom prop keys at once).
+func ReadRollupPrefix(ctx context.Context, db *sql.DB, site, prefix string, from, to time.Time) ([]Row, error) {
+	rows, err := db.QueryContext(ctx, `SELECT dim, value, hour, visitors, day_visitors, visits, bounces, pageviews, events
+		FROM agg_rollup WHERE site=? AND dim>=? AND dim<? AND hour>=? AND hour<? ORDER BY dim, hour, value`,
+		site, prefix, prefix+"\xff", from.Unix(), to.Unix())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Row
+	for rows.Next() {
+		var r Row
+		if err := rows.Scan(&r.Dim, &r.Value, &r.Hour, &r.Visitors, &r.DayVisitors, &r.Visits, &r.Bounces, &r.Pageviews, &r.Events); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
