@@ -70,6 +70,7 @@ type metrics struct {
 // siteAgg is the in-memory state of one site: every open unit-day's
 // bounding state, loaded at start and written through on every commit.
 type siteAgg struct {
+	mu     sync.Mutex // held while applying a batch or closing days
 	id     string
 	pos    uint64
 	units  map[unitKey]*unitState
@@ -205,6 +206,8 @@ func (a *Aggregator) site(ctx context.Context, siteID string) (*siteAgg, error) 
 		a.sites[siteID] = s
 	}
 	a.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !s.loaded {
 		if err := a.load(ctx, s); err != nil {
 			return nil, err
@@ -319,7 +322,9 @@ func (a *Aggregator) consume(ctx context.Context, siteID string) error {
 			continue
 		}
 		if err := a.apply(ctx, s, msgs); err != nil {
+			s.mu.Lock()
 			s.loaded = false // in-memory state may be ahead of the store
+			s.mu.Unlock()
 			return err
 		}
 		last := msgs[len(msgs)-1]
@@ -338,6 +343,8 @@ func dayOf(t time.Time) int32 { return int32(t.Unix() / 86400) }
 // apply counts the events of msgs and commits rollups, bounding state and
 // position in one transaction.
 func (a *Aggregator) apply(ctx context.Context, s *siteAgg, msgs []jetstream.Msg) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	d := newDeltas()
 	dirty := map[unitKey]*unitState{}
 	days := map[int32]*dayStat{}
@@ -499,10 +506,22 @@ func writeDeltas(ctx context.Context, tx *sql.Tx, site string, d deltas) error {
 	return nil
 }
 
+// CloseDays closes the site's due days now (the run loop does it every
+// minute); tests and operators use it.
+func (a *Aggregator) CloseDays(ctx context.Context, siteID string) error {
+	s, err := a.site(ctx, siteID)
+	if err != nil {
+		return err
+	}
+	return a.closeDays(ctx, s)
+}
+
 // closeDays closes every day that ended more than Grace ago and has had no
 // new events for Grace: its bounding state — the only place pseudonyms are
 // kept after ingestion — is deleted, and later events for it are dropped.
 func (a *Aggregator) closeDays(ctx context.Context, s *siteAgg) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := a.cfg.Now()
 	grace := a.cfg.Grace
 	rows, err := a.cfg.DB.QueryContext(ctx, `SELECT day FROM agg_days WHERE site=? AND closed=0 AND (day+1)*86400000 + ? < ? AND last_event + ? < ?`,

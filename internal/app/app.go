@@ -22,7 +22,10 @@ import (
 	"github.com/veil-analytics/veil/internal/collect"
 	"github.com/veil-analytics/veil/internal/eventlog"
 	"github.com/veil-analytics/veil/internal/geo"
+	"github.com/veil-analytics/veil/internal/ledger"
 	"github.com/veil-analytics/veil/internal/pseudo"
+	"github.com/veil-analytics/veil/internal/query"
+	"github.com/veil-analytics/veil/internal/release"
 	"github.com/veil-analytics/veil/internal/server"
 	"github.com/veil-analytics/veil/internal/store"
 	"github.com/veil-analytics/veil/internal/store/sqlitestore"
@@ -56,6 +59,9 @@ type App struct {
 	Pseudo    *pseudo.Pseudonymizer
 	Collector *collect.Collector
 	Agg       *aggregate.Aggregator
+	Ledger    *ledger.Ledger
+	Releaser  *release.Releaser
+	Query     *query.Engine
 	Registry  *prometheus.Registry
 	Handler   http.Handler
 	GeoSource geo.Source
@@ -127,9 +133,18 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	if a.Ledger, err = ledger.Open(st.SQL()); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if a.Releaser, err = release.New(release.Config{DB: st.SQL(), Store: st, Ledger: a.Ledger, Logger: logger, Now: cfg.Now, Registry: reg}); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.Query = NewQueryEngine(st, a.Ledger, cfg.Now)
 	a.Handler = server.New(server.Config{
 		Store: st, Log: lg, Collector: a.Collector, Auth: auth.NewAuthenticator(st, 10*time.Second),
-		Gatherer: reg, Logger: logger, Now: cfg.Now, Ready: a.ready,
+		Gatherer: reg, Logger: logger, Now: cfg.Now, Ready: a.ready, Query: a.Query,
 	}, reg)
 	return a, nil
 }
@@ -169,10 +184,14 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		a.Pseudo.Run(bg, func(err error) { a.logger.Error("salt rotation failed", "err", err) })
 	}()
 	if !a.Cfg.NoAggregate {
-		bgWG.Add(1)
+		bgWG.Add(2)
 		go func() {
 			defer bgWG.Done()
 			a.Agg.Run(bg)
+		}()
+		go func() {
+			defer bgWG.Done()
+			a.Releaser.Run(bg, 30*time.Second)
 		}()
 	}
 
@@ -205,6 +224,13 @@ func (a *App) Close() error {
 		errs = append(errs, a.Store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// NewQueryEngine returns the query engine over a state store (the server
+// and `veil query` share it).
+func NewQueryEngine(st *sqlitestore.DB, led *ledger.Ledger, now func() time.Time) *query.Engine {
+	return &query.Engine{DB: st.SQL(), Ledger: led, Caps: aggregate.DefaultCaps,
+		Budgets: func(store.Site) release.Budget { return release.DefaultBudget }, Now: now}
 }
 
 // EnsureAdminToken creates an admin token when no admin token exists (the

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -17,7 +18,9 @@ import (
 	"github.com/veil-analytics/veil/internal/auth"
 	"github.com/veil-analytics/veil/internal/collect"
 	"github.com/veil-analytics/veil/internal/httpx"
+	"github.com/veil-analytics/veil/internal/query"
 	"github.com/veil-analytics/veil/internal/site"
+	"github.com/veil-analytics/veil/internal/statsquery"
 	"github.com/veil-analytics/veil/internal/store"
 	"github.com/veil-analytics/veil/internal/tracker"
 )
@@ -39,6 +42,8 @@ type Config struct {
 	Now       func() time.Time
 	// Ready reports whether the server can accept events.
 	Ready func(ctx context.Context) error
+	// Query answers Stats API queries; nil disables the endpoint.
+	Query *query.Engine
 }
 
 // Server is Veil's HTTP handler.
@@ -60,6 +65,9 @@ func New(cfg Config, reg prometheus.Registerer) *Server {
 	m.Handle("POST /api/v1/events", s.authed(cfg.Collector.HandleBatch, store.RoleIngest, store.RoleAdmin))
 	m.Handle("GET /js/script.js", tracker.Handler())
 
+	if cfg.Query != nil {
+		m.Handle("POST /api/v2/query", s.authed(s.query, store.RoleViewer, store.RoleAnalyst, store.RoleAdmin))
+	}
 	m.Handle("GET /api/v1/sites", s.authed(s.listSites, store.RoleAdmin))
 	m.Handle("POST /api/v1/sites", s.authed(s.createSite, store.RoleAdmin))
 	m.Handle("GET /api/v1/sites/{domain}", s.authed(s.getSite, store.RoleAdmin))
@@ -372,4 +380,23 @@ func home(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Write([]byte(homePage))
+}
+
+// query serves POST /api/v2/query (Plausible Stats API v2 shape).
+func (s *Server) query(tok store.Token, w http.ResponseWriter, r *http.Request) {
+	if mt := httpx.MediaType(r); mt != "application/json" {
+		httpx.WriteError(w, httpx.Errorf(http.StatusUnsupportedMediaType, "content_type", "", "Content-Type must be application/json"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, statsquery.MaxBodyBytes))
+	if err != nil {
+		httpx.WriteError(w, httpx.JSONError(err))
+		return
+	}
+	res, err := query.Serve(r.Context(), s.cfg.Query, s.cfg.Store, tok, body)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, res)
 }

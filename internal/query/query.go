@@ -1,0 +1,636 @@
+// Package query answers Stats API v2 queries with differential privacy.
+//
+// Two tiers. A query the pipeline's releases can answer (site totals by day,
+// month or hour; one breakdown by a released metric; no filters) is
+// post-processing of released values: free, and says so in meta. Anything
+// else is an ad hoc query: fresh Gaussian noise on the exact bounded
+// rollups, calibrated to the same contribution caps, charged to the ledger
+// for every day it reads (visitor-days of different days are disjoint, so
+// each day pays once), and cached so an identical repeat is free.
+package query
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/veil-analytics/veil/internal/aggregate"
+	"github.com/veil-analytics/veil/internal/dp"
+	"github.com/veil-analytics/veil/internal/httpx"
+	"github.com/veil-analytics/veil/internal/ledger"
+	"github.com/veil-analytics/veil/internal/release"
+	"github.com/veil-analytics/veil/internal/statsquery"
+	"github.com/veil-analytics/veil/internal/store"
+)
+
+// DefaultEpsilon is what an ad hoc query spends when it names no ε.
+const DefaultEpsilon = 0.3
+
+// Engine answers queries.
+type Engine struct {
+	DB      *sql.DB
+	Ledger  *ledger.Ledger
+	Caps    aggregate.Caps
+	Budgets release.Budgets
+	Now     func() time.Time
+}
+
+// Row is one result row: dimension values, then metric values in the order
+// asked, each with its 95% interval.
+type Row struct {
+	Dimensions []string     `json:"dimensions"`
+	Metrics    []float64    `json:"metrics"`
+	Intervals  [][2]float64 `json:"ci95"`
+}
+
+// DayBudget is what is left of one day's ad hoc budget.
+type DayBudget struct {
+	Day         string  `json:"day"`
+	RhoLeft     float64 `json:"rho_left"`
+	EpsilonLeft float64 `json:"epsilon_left"`
+}
+
+// Meta explains how an answer was made and what it cost.
+type Meta struct {
+	Source       string      `json:"source"` // "released" or "ad_hoc"
+	Cached       bool        `json:"cached"`
+	Cost         string      `json:"cost"`
+	EpsilonSpent float64     `json:"epsilon_spent"`
+	RhoSpent     float64     `json:"rho_spent"`
+	Delta        float64     `json:"delta"`
+	Mechanism    string      `json:"mechanism"`
+	PrivacyUnit  string      `json:"privacy_unit"`
+	Composition  string      `json:"composition"`
+	Interval     string      `json:"interval"`
+	Budget       []DayBudget `json:"budget,omitempty"`
+	Notes        []string    `json:"notes,omitempty"`
+}
+
+// Result is the answer in the Stats API v2 shape.
+type Result struct {
+	Results []Row            `json:"results"`
+	Meta    Meta             `json:"meta"`
+	Query   statsquery.Query `json:"query"`
+}
+
+func badq(field, format string, args ...any) error {
+	return httpx.Errorf(http.StatusBadRequest, "unsupported", field, format, args...)
+}
+
+// metricFields maps API metrics to the rollup metrics they are built from.
+func baseMetrics(m statsquery.Metric) []string {
+	switch m {
+	case statsquery.BounceRate:
+		return []string{release.Bounces, release.Visits}
+	case statsquery.ViewsPerVisit:
+		return []string{release.Pageviews, release.Visits}
+	}
+	return []string{string(m)}
+}
+
+// Answer answers q for site on behalf of actor.
+func (e *Engine) Answer(ctx context.Context, site store.Site, actor string, q statsquery.Query) (Result, error) {
+	if q.To.After(e.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)) {
+		return Result{}, badq("date_range", "the range ends in the future")
+	}
+	if ok, why := e.releasable(q); ok {
+		return e.fromReleases(ctx, site, q)
+	} else if len(q.Filters) == 0 && why != "" && q.TimeDim() == "time:hour" {
+		return Result{}, badq("dimensions", "%s", why)
+	}
+	return e.adHoc(ctx, site, actor, q)
+}
+
+// releasable reports whether releases answer q, or why not.
+func (e *Engine) releasable(q statsquery.Query) (bool, string) {
+	if len(q.Filters) > 0 {
+		return false, "filters need an ad hoc query"
+	}
+	dim := q.BreakdownDim()
+	if q.TimeDim() == "time:hour" {
+		if dim != "" {
+			return false, "hourly breakdowns are not released; use time:day"
+		}
+		for _, m := range q.Metrics {
+			if m != statsquery.Visitors && m != statsquery.Pageviews {
+				return false, "hourly releases carry visitors and pageviews only"
+			}
+		}
+		return true, ""
+	}
+	for _, m := range q.Metrics {
+		for _, b := range baseMetrics(m) {
+			if !released(dim, b) {
+				return false, ""
+			}
+		}
+	}
+	return true, ""
+}
+
+func planDim(dim string) string {
+	if strings.HasPrefix(dim, aggregate.PropPrefix) {
+		return aggregate.PropPrefix
+	}
+	return dim
+}
+
+func released(dim, metric string) bool {
+	for _, it := range release.Plan(aggregate.DefaultCaps) {
+		if it.Period == "day" && it.Dim == planDim(dim) && it.Metric == metric {
+			return true
+		}
+	}
+	return false
+}
+
+func baseMeta(site store.Site) Meta {
+	unit := "visitor-day"
+	if site.UserUnit {
+		unit = "user (per day of data)"
+	}
+	return Meta{
+		Delta:       dp.DefaultDelta,
+		Mechanism:   "Gaussian noise (zCDP), Gaussian-threshold partition selection for open-ended dimensions; google/differential-privacy samplers",
+		PrivacyUnit: unit,
+		Composition: "parallel across days (each day's units are disjoint); sequential within a day",
+		Interval:    "ci95 is the 95% interval of the privacy noise around each value (not sampling error)",
+	}
+}
+
+type acc struct {
+	x    map[string]float64 // base metric -> sum
+	vari map[string]float64
+}
+
+func newAcc() *acc { return &acc{x: map[string]float64{}, vari: map[string]float64{}} }
+
+func bucketOf(timeDim string, t time.Time) string {
+	switch timeDim {
+	case "time:day":
+		return t.UTC().Format(time.DateOnly)
+	case "time:month":
+		return t.UTC().Format("2006-01")
+	case "time:hour":
+		return t.UTC().Format("2006-01-02 15:00:00")
+	}
+	return ""
+}
+
+// fromReleases sums released values: post-processing, no budget.
+func (e *Engine) fromReleases(ctx context.Context, site store.Site, q statsquery.Query) (Result, error) {
+	meta := baseMeta(site)
+	meta.Source, meta.Cost = "released", "free: post-processing of values already released"
+	dim := q.BreakdownDim()
+	period := "day"
+	if q.TimeDim() == "time:hour" {
+		period = "hour"
+	}
+	groups := map[[2]string]*acc{}
+	var order [][2]string
+	add := func(bucket, value, metric string, noisy, sigma float64) {
+		k := [2]string{bucket, value}
+		a := groups[k]
+		if a == nil {
+			a = newAcc()
+			groups[k] = a
+			order = append(order, k)
+		}
+		a.x[metric] += noisy
+		a.vari[metric] += sigma * sigma
+	}
+	sqlDim := dim
+	where := `dim=?`
+	if strings.HasPrefix(dim, aggregate.PropPrefix) {
+		sqlDim = dim
+	}
+	rows, err := e.DB.QueryContext(ctx, `SELECT start, value, metric, noisy, sigma FROM released
+		WHERE site=? AND period=? AND `+where+` AND start>=? AND start<?`, site.ID, period, sqlDim, q.From.Unix(), q.To.Unix())
+	if err != nil {
+		return Result{}, err
+	}
+	releasedDays := map[int64]bool{}
+	for rows.Next() {
+		var start int64
+		var value, metric string
+		var noisy, sigma float64
+		if err := rows.Scan(&start, &value, &metric, &noisy, &sigma); err != nil {
+			rows.Close()
+			return Result{}, err
+		}
+		releasedDays[start] = true
+		add(bucketOf(q.TimeDim(), time.Unix(start, 0)), value, metric, noisy, sigma)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return Result{}, err
+	}
+	days := int(q.To.Sub(q.From).Hours() / 24)
+	if period == "day" {
+		var missing int
+		for d := q.From; d.Before(q.To); d = d.Add(24 * time.Hour) {
+			if !releasedDays[d.Unix()] {
+				missing++
+			}
+		}
+		if missing > 0 {
+			meta.Notes = append(meta.Notes, fmt.Sprintf("%d of %d days in the range are not released yet (a day is released after it closes); they are not included", missing, days))
+		}
+	} else {
+		meta.Notes = append(meta.Notes, "hours are released a few minutes after they close; the open hour is not shown; hourly visitors count a visitor once per hour")
+	}
+	if OpenEndedDim(dim) {
+		meta.Notes = append(meta.Notes, "values seen by too few visitors on a day are not released for that day (DP partition selection)")
+	}
+	res := Result{Meta: meta, Query: q, Results: []Row{}}
+	for _, k := range order {
+		res.Results = append(res.Results, makeRow(q, k, groups[k]))
+	}
+	finish(&res, q)
+	return res, nil
+}
+
+// OpenEndedDim reports whether a query dimension's values pass selection.
+func OpenEndedDim(dim string) bool { return dim != "" && release.OpenEnded(planDim(dim)) }
+
+// makeRow turns accumulated base metrics into the query's metrics with
+// intervals (ratios by the delta method).
+func makeRow(q statsquery.Query, k [2]string, a *acc) Row {
+	var row Row
+	if q.TimeDim() != "" {
+		row.Dimensions = append(row.Dimensions, k[0])
+	}
+	if q.BreakdownDim() != "" {
+		row.Dimensions = append(row.Dimensions, k[1])
+	}
+	// Keep the dimension order of the query.
+	if len(q.Dimensions) == 2 && !strings.HasPrefix(q.Dimensions[0], "time:") {
+		row.Dimensions[0], row.Dimensions[1] = row.Dimensions[1], row.Dimensions[0]
+	}
+	const z = 1.959963984540054
+	for _, m := range q.Metrics {
+		var v, sd float64
+		switch m {
+		case statsquery.BounceRate, statsquery.ViewsPerVisit:
+			num, den := release.Bounces, release.Visits
+			scale := 100.0
+			if m == statsquery.ViewsPerVisit {
+				num, scale = release.Pageviews, 1
+			}
+			a1, b1 := a.x[num], a.x[den]
+			if b1 > 0 && a1 >= 0 {
+				v = scale * a1 / b1
+				sd = scale * math.Sqrt(a.vari[num]/(b1*b1)+a1*a1*a.vari[den]/(b1*b1*b1*b1))
+			} else {
+				v, sd = math.NaN(), math.Inf(1)
+			}
+		default:
+			v, sd = a.x[string(m)], math.Sqrt(a.vari[string(m)])
+		}
+		row.Metrics = append(row.Metrics, round(v))
+		row.Intervals = append(row.Intervals, [2]float64{round(v - z*sd), round(v + z*sd)})
+	}
+	return row
+}
+
+func round(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0
+	}
+	return math.Round(x*100) / 100
+}
+
+// finish sorts and paginates results.
+func finish(res *Result, q statsquery.Query) {
+	idx := func(key string) (int, bool) {
+		for i, m := range q.Metrics {
+			if string(m) == key {
+				return i, true
+			}
+		}
+		return 0, false
+	}
+	dimIdx := func(key string) int {
+		for i, d := range q.Dimensions {
+			if d == key {
+				return i
+			}
+		}
+		return 0
+	}
+	orders := q.OrderBy
+	if len(orders) == 0 {
+		if q.TimeDim() != "" {
+			orders = []statsquery.Order{{Key: q.TimeDim()}}
+		} else {
+			orders = []statsquery.Order{{Key: string(q.Metrics[0]), Desc: true}}
+		}
+	}
+	sort.SliceStable(res.Results, func(i, j int) bool {
+		a, b := res.Results[i], res.Results[j]
+		for _, o := range orders {
+			var less, greater bool
+			if mi, ok := idx(o.Key); ok {
+				less, greater = a.Metrics[mi] < b.Metrics[mi], a.Metrics[mi] > b.Metrics[mi]
+			} else {
+				di := dimIdx(o.Key)
+				less, greater = a.Dimensions[di] < b.Dimensions[di], a.Dimensions[di] > b.Dimensions[di]
+			}
+			if o.Desc {
+				less, greater = greater, less
+			}
+			if less != greater {
+				return less
+			}
+		}
+		return false
+	})
+	lo := min(q.Offset, len(res.Results))
+	hi := min(lo+q.Limit, len(res.Results))
+	res.Results = res.Results[lo:hi]
+}
+
+// ErrBudget marks a query refused for lack of budget.
+var ErrBudget = errors.New("privacy budget exhausted")
+
+func dayList(from, to time.Time) []time.Time {
+	var out []time.Time
+	for d := from; d.Before(to); d = d.Add(24 * time.Hour) {
+		out = append(out, d)
+	}
+	return out
+}
+
+// adHoc answers with fresh noise and charges the ledger.
+func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q statsquery.Query) (Result, error) {
+	key := "q:" + q.Key()
+	if cached, ok, err := e.Ledger.Cached(ctx, site.ID, key); err != nil {
+		return Result{}, err
+	} else if ok {
+		var res Result
+		if err := json.Unmarshal(cached, &res); err == nil {
+			res.Meta.Cached, res.Meta.Cost = true, "free: identical to an earlier query, answered from the cache"
+			res.Meta.EpsilonSpent, res.Meta.RhoSpent = 0, 0
+			return res, nil
+		}
+	}
+	dim := q.BreakdownDim()
+	if q.TimeDim() == "time:hour" {
+		return Result{}, badq("dimensions", "ad hoc queries by hour are not supported yet; use time:day")
+	}
+	var fdim string
+	var fvals []string
+	for i, f := range q.Filters {
+		if fdim != "" {
+			return Result{}, badq(fmt.Sprintf("filters[%d]", i), "only one filter is supported yet")
+		}
+		vals, err := filterValues(f)
+		if err != nil {
+			return Result{}, badq(fmt.Sprintf("filters[%d]", i), "%v", err)
+		}
+		fdim, fvals = f.Dim, vals
+	}
+	if fdim != "" && fdim == dim {
+		return Result{}, badq("filters[0]", "filtering on the breakdown dimension itself is not supported yet")
+	}
+	eps := q.Epsilon
+	if eps == 0 {
+		eps = DefaultEpsilon
+	}
+	rho, err := dp.RhoFromEpsilon(eps, dp.DefaultDelta)
+	if err != nil {
+		return Result{}, badq("privacy.epsilon", "%v", err)
+	}
+	// Base metrics and their sensitivities; the query's ρ is split evenly
+	// over them (plus selection for open-ended dimensions).
+	var bases []string
+	for _, m := range q.Metrics {
+		for _, b := range baseMetrics(m) {
+			if !contains(bases, b) {
+				bases = append(bases, b)
+			}
+		}
+	}
+	sdim := dim
+	if strings.HasPrefix(sdim, aggregate.PropPrefix) {
+		sdim = aggregate.PropPrefix
+	}
+	parts := len(bases)
+	open := OpenEndedDim(dim)
+	if open && !contains(bases, release.Visitors) {
+		parts++ // selection needs its own share when visitors are not asked
+	}
+	share := rho / float64(parts)
+	mech := map[string]dp.Gaussian{}
+	for _, b := range bases {
+		l0, linf, err := release.Sens(e.Caps, sdim, b)
+		if err != nil {
+			return Result{}, badq("metrics", "%v", err)
+		}
+		mech[b] = dp.Gaussian{L0: l0, LInf: linf, Rho: share}
+	}
+	selL0, _, _ := release.Sens(e.Caps, sdim, release.Visitors)
+
+	// Exact bounded cells, per (time bucket, value).
+	cells, err := e.exact(ctx, site, q, fdim, fvals)
+	if err != nil {
+		return Result{}, err
+	}
+	// Selection works per day: a value is released for a day only when its
+	// noisy count of that day's units passes the threshold.
+	groups := map[[2]string]*acc{}
+	var order [][2]string
+	budget := e.Budgets(site)
+	for _, c := range cells {
+		if open {
+			sel := dp.Selector{L0: selL0, Rho: share, Delta: budget.SelectionDelta}
+			noisy, keep := sel.Keep(c.row.DayVisitors)
+			if !keep {
+				continue
+			}
+			c.noisyVisitors, c.hasVisitors = noisy, true
+		}
+		k := [2]string{bucketOf(q.TimeDim(), c.day), c.row.Value}
+		a := groups[k]
+		if a == nil {
+			a = newAcc()
+			groups[k] = a
+			order = append(order, k)
+		}
+		for _, b := range bases {
+			g := mech[b]
+			var v float64
+			if b == release.Visitors && c.hasVisitors {
+				v = c.noisyVisitors
+			} else {
+				v = g.AddNoise(metricOf(c.row, b))
+			}
+			a.x[b] += v
+			a.vari[b] += g.Sigma() * g.Sigma()
+		}
+	}
+	meta := baseMeta(site)
+	meta.Source = "ad_hoc"
+	meta.EpsilonSpent, meta.RhoSpent = eps, rho
+	meta.Cost = fmt.Sprintf("ε = %.3g (ρ = %.3g) charged to each of the %d days in the range", eps, rho, len(dayList(q.From, q.To)))
+	if open {
+		meta.Notes = append(meta.Notes, "values seen by too few visitors on a day are not included for that day (DP partition selection)")
+	}
+	res := Result{Meta: meta, Query: q, Results: []Row{}}
+	for _, k := range order {
+		res.Results = append(res.Results, makeRow(q, k, groups[k]))
+	}
+	finish(&res, q)
+	answer, err := json.Marshal(res)
+	if err != nil {
+		return Result{}, err
+	}
+	var lines []ledger.Line
+	for _, d := range dayList(q.From, q.To) {
+		lines = append(lines, ledger.Line{Key: release.AdHocKey(d), Rho: rho})
+	}
+	rc, err := e.Ledger.Commit(ctx, ledger.Charge{
+		SiteID: site.ID, QueryKey: key, Lines: lines, Actor: actor, Purpose: q.Purpose,
+		Kind: ledger.KindQuery, Answer: answer, Budget: release.LedgerBudget(budget),
+	})
+	var ex *ledger.ExceededError
+	if errors.As(err, &ex) {
+		return Result{}, httpx.Errorf(http.StatusForbidden, "budget_exhausted", "privacy.epsilon",
+			"the ad hoc privacy budget of %s is exhausted: this query needs ρ = %.4g, ρ = %.4g is left (ε ≈ %.3g); nothing was charged. Released numbers stay available for free",
+			strings.TrimPrefix(ex.Key, "adhoc:day:"), ex.Requested, math.Max(ex.Remaining, 0), dp.EpsilonFromRho(math.Max(ex.Remaining, 0), dp.DefaultDelta))
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	if rc.Cached { // an identical query won the race: return its answer
+		var cached Result
+		if json.Unmarshal(rc.Answer, &cached) == nil {
+			cached.Meta.Cached, cached.Meta.EpsilonSpent, cached.Meta.RhoSpent = true, 0, 0
+			return cached, nil
+		}
+	}
+	if len(lines) <= 31 {
+		for _, l := range lines {
+			left := budget.AdHocRho() - rc.Spent[l.Key]
+			res.Meta.Budget = append(res.Meta.Budget, DayBudget{Day: strings.TrimPrefix(l.Key, "adhoc:day:"), RhoLeft: left, EpsilonLeft: dp.EpsilonFromRho(math.Max(left, 0), dp.DefaultDelta)})
+		}
+	}
+	return res, nil
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func metricOf(r aggregate.Row, metric string) float64 {
+	switch metric {
+	case release.Visitors:
+		return float64(r.DayVisitors)
+	case release.Visits:
+		return float64(r.Visits)
+	case release.Bounces:
+		return float64(r.Bounces)
+	case release.Pageviews:
+		return float64(r.Pageviews)
+	case release.Events:
+		return float64(r.Events)
+	}
+	return 0
+}
+
+// filterValues resolves a filter on a unit dimension to the public values
+// it selects.
+func filterValues(f statsquery.Filter) ([]string, error) {
+	if !contains(aggregate.FilterDims, f.Dim) {
+		return nil, fmt.Errorf("filters on %s are not supported yet; filter on one of %s", f.Dim, strings.Join(aggregate.FilterDims, ", "))
+	}
+	var out []string
+	for _, v := range release.PublicValues(f.Dim) {
+		match := false
+		for _, want := range f.Values {
+			switch f.Op {
+			case "is", "is_not":
+				match = match || strings.EqualFold(v, want)
+			case "contains", "contains_not":
+				match = match || strings.Contains(strings.ToLower(v), strings.ToLower(want))
+			}
+		}
+		if strings.HasSuffix(f.Op, "_not") {
+			match = !match
+		}
+		if match {
+			out = append(out, v)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the filter matches no value")
+	}
+	return out, nil
+}
+
+type exactCell struct {
+	day           time.Time
+	row           aggregate.Row
+	noisyVisitors float64
+	hasVisitors   bool
+}
+
+// exact reads bounded exact cells per day and value.
+func (e *Engine) exact(ctx context.Context, site store.Site, q statsquery.Query, fdim string, fvals []string) ([]exactCell, error) {
+	dim := q.BreakdownDim()
+	var out []exactCell
+	for _, d := range dayList(q.From, q.To) {
+		var rows []aggregate.Row
+		var err error
+		if fdim != "" {
+			rows, err = aggregate.ReadPairs(ctx, e.DB, site.ID, fdim, fvals, dim, d, d.Add(24*time.Hour))
+		} else {
+			rows, err = aggregate.ReadRollup(ctx, e.DB, site.ID, dim, d, d.Add(24*time.Hour))
+		}
+		if err != nil {
+			return nil, err
+		}
+		sum := map[string]*aggregate.Row{}
+		var vals []string
+		for _, r := range rows {
+			s := sum[r.Value]
+			if s == nil {
+				s = &aggregate.Row{Dim: r.Dim, Value: r.Value}
+				sum[r.Value] = s
+				vals = append(vals, r.Value)
+			}
+			s.DayVisitors += r.DayVisitors
+			s.Visits += r.Visits
+			s.Bounces += r.Bounces
+			s.Pageviews += r.Pageviews
+			s.Events += r.Events
+		}
+		if !OpenEndedDim(dim) {
+			// Closed dimensions answer every public value, present or not.
+			pub := release.PublicValues(planDim(dim))
+			for _, v := range pub {
+				if sum[v] == nil {
+					sum[v] = &aggregate.Row{Dim: dim, Value: v}
+					vals = append(vals, v)
+				}
+			}
+			vals = pub
+		}
+		for _, v := range vals {
+			out = append(out, exactCell{day: d, row: *sum[v]})
+		}
+	}
+	return out, nil
+}
