@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -23,10 +24,15 @@ import (
 	"github.com/veil-analytics/veil/internal/aggregate"
 	"github.com/veil-analytics/veil/internal/app"
 	"github.com/veil-analytics/veil/internal/auth"
+	"github.com/veil-analytics/veil/internal/dp"
 	"github.com/veil-analytics/veil/internal/eventlog"
+	"github.com/veil-analytics/veil/internal/ledger"
 	"github.com/veil-analytics/veil/internal/loadgen"
+	"github.com/veil-analytics/veil/internal/query"
+	"github.com/veil-analytics/veil/internal/release"
 	"github.com/veil-analytics/veil/internal/site"
 	"github.com/veil-analytics/veil/internal/store"
+	"github.com/veil-analytics/veil/internal/store/sqlitestore"
 )
 
 const usage = `veil: privacy-first analytics
@@ -38,6 +44,9 @@ Usage:
   veil token create --role ROLE [flags] print a new API token
   veil token list                       list tokens (never their secrets)
   veil token revoke ID                  revoke a token
+  veil query --site S --json QUERY      answer a Stats API v2 query (DP; ad hoc queries spend budget)
+  veil budget SITE                      privacy budget spent and left per day
+  veil releases SITE                    what has been released and what it cost
   veil aggregate --nats URL [flags]     run the aggregator as a separate worker
   veil load [flags]                     generate load against a running server
   veil baseline [--addr ADDR]           bare HTTP 202 server, the load benchmark's baseline
@@ -78,6 +87,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return tokenList(rest[1:], stdout)
 	case cmd == "token" && sub == "revoke":
 		return tokenRevoke(rest[1:], stdout)
+	case cmd == "query":
+		return queryCmd(rest, stdout)
+	case cmd == "budget":
+		return budgetCmd(rest, stdout)
+	case cmd == "releases":
+		return releasesCmd(rest, stdout)
 	case cmd == "aggregate":
 		return aggregateCmd(rest, stderr)
 	case cmd == "load":
@@ -452,4 +467,149 @@ func aggregateCmd(args []string, stderr io.Writer) error {
 	}
 	logger.Info("aggregator started", "nats", *natsURL)
 	return agg.Run(ctx)
+}
+
+// withQuery opens what the query commands need: the store, the ledger and
+// the engine (which also creates their tables on a fresh data directory).
+func withQuery(dataDir string, f func(st *sqlitestore.DB, led *ledger.Ledger, e *query.Engine) error) error {
+	st, err := app.OpenStore(dataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := aggregate.New(aggregate.Config{DB: st.SQL(), Store: st, Logger: slog.Default()}); err != nil {
+		return err
+	}
+	led, err := ledger.Open(st.SQL())
+	if err != nil {
+		return err
+	}
+	if _, err := release.New(release.Config{DB: st.SQL(), Store: st, Ledger: led, Logger: slog.Default()}); err != nil {
+		return err
+	}
+	return f(st, led, app.NewQueryEngine(st, led, time.Now))
+}
+
+func queryCmd(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("query", flag.ContinueOnError)
+	data := dataFlag(fs)
+	siteName := fs.String("site", "", "site domain (sets site_id)")
+	body := fs.String("json", "", `the query, e.g. '{"metrics":["visitors"],"date_range":"7d"}'`)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *body == "" {
+		return errors.New("usage: veil query --site example.com --json '{\"metrics\":[\"visitors\"],\"date_range\":\"7d\"}'")
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(*body), &m); err != nil {
+		return fmt.Errorf("--json: %v", err)
+	}
+	if *siteName != "" {
+		m["site_id"] = *siteName
+	}
+	b, _ := json.Marshal(m)
+	return withQuery(*data, func(st *sqlitestore.DB, _ *ledger.Ledger, e *query.Engine) error {
+		res, err := query.Serve(context.Background(), e, st, store.Token{ID: "cli", Role: store.RoleAdmin}, b)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	})
+}
+
+func budgetCmd(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("budget", flag.ContinueOnError)
+	data := dataFlag(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: veil budget SITE [--data DIR]")
+	}
+	return withQuery(*data, func(st *sqlitestore.DB, led *ledger.Ledger, e *query.Engine) error {
+		s, err := site.Lookup(context.Background(), st, pos[0])
+		if err != nil {
+			return err
+		}
+		spent, err := led.Spent(context.Background(), s.ID, "")
+		if err != nil {
+			return err
+		}
+		b := e.Budgets(s)
+		days := map[string][2]float64{}
+		for k, v := range spent {
+			kind, day, ok := strings.Cut(k, ":day:")
+			if !ok {
+				continue
+			}
+			d := days[day]
+			if kind == "release" {
+				d[0] = v
+			} else {
+				d[1] = v
+			}
+			days[day] = d
+		}
+		var keys []string
+		for d := range days {
+			keys = append(keys, d)
+		}
+		sort.Strings(keys)
+		fmt.Fprintf(stdout, "daily budget: epsilon %.3g at delta %.0e per unit-day = rho %.4g (releases %.4g, ad hoc %.4g)\n\n",
+			b.DailyEpsilon, b.Delta, b.DailyRho(), b.ReleaseRho(), b.AdHocRho())
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "DAY\tRELEASES RHO\tAD HOC RHO\tAD HOC LEFT\tEPSILON SPENT")
+		for _, d := range keys {
+			v := days[d]
+			fmt.Fprintf(tw, "%s\t%.4g\t%.4g\t%.4g\t%.3g\n", d, v[0], v[1], b.AdHocRho()-v[1], dp.EpsilonFromRho(v[0]+v[1], b.Delta))
+		}
+		return tw.Flush()
+	})
+}
+
+func releasesCmd(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("releases", flag.ContinueOnError)
+	data := dataFlag(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: veil releases SITE [--data DIR]")
+	}
+	return withQuery(*data, func(st *sqlitestore.DB, led *ledger.Ledger, e *query.Engine) error {
+		s, err := site.Lookup(context.Background(), st, pos[0])
+		if err != nil {
+			return err
+		}
+		rows, err := st.SQL().Query(`SELECT period, start, released_at, partitions FROM release_runs WHERE site=? ORDER BY start, period`, s.ID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		spent, _ := led.Spent(context.Background(), s.ID, "release:")
+		b := e.Budgets(s)
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PERIOD\tSTART (UTC)\tRELEASED AT\tVALUES\tDAY'S RELEASE COST")
+		for rows.Next() {
+			var period string
+			var start, at int64
+			var n int
+			if err := rows.Scan(&period, &start, &at, &n); err != nil {
+				return err
+			}
+			t := time.Unix(start, 0).UTC()
+			cost := "-"
+			if period == "day" {
+				r := spent[release.ReleaseKey(t)]
+				cost = fmt.Sprintf("rho %.4g (epsilon %.3g)", r, dp.EpsilonFromRho(r, b.Delta))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", period, t.Format("2006-01-02 15:04"), time.Unix(at, 0).UTC().Format(time.RFC3339), n, cost)
+		}
+		return tw.Flush()
+	})
 }

@@ -234,14 +234,25 @@ func (e *Engine) fromReleases(ctx context.Context, site store.Site, q statsquery
 	}
 	days := int(q.To.Sub(q.From).Hours() / 24)
 	if period == "day" {
-		var missing int
+		var missing []time.Time
 		for d := q.From; d.Before(q.To); d = d.Add(24 * time.Hour) {
 			if !releasedDays[d.Unix()] {
-				missing++
+				missing = append(missing, d)
 			}
 		}
-		if missing > 0 {
-			meta.Notes = append(meta.Notes, fmt.Sprintf("%d of %d days in the range are not released yet (a day is released after it closes); they are not included", missing, days))
+		if len(missing) > 0 && dim == "" {
+			// Live data: days not yet released show their released hours
+			// (visitors and pageviews), so today fills in hour by hour.
+			n, err := e.addHours(ctx, site.ID, missing, add, q.TimeDim())
+			if err != nil {
+				return Result{}, err
+			}
+			if n > 0 {
+				meta.Notes = append(meta.Notes, "days not yet released show the sum of their released hours: visitors and pageviews only, a visitor counted once per hour; the open hour is not shown")
+			}
+		}
+		if len(missing) > 0 {
+			meta.Notes = append(meta.Notes, fmt.Sprintf("%d of %d days in the range are not released yet (a day's breakdowns are released after it closes)", len(missing), days))
 		}
 	} else {
 		meta.Notes = append(meta.Notes, "hours are released a few minutes after they close; the open hour is not shown; hourly visitors count a visitor once per hour")
@@ -255,6 +266,35 @@ func (e *Engine) fromReleases(ctx context.Context, site store.Site, q statsquery
 	}
 	finish(&res, q)
 	return res, nil
+}
+
+// addHours adds the released hourly totals of days to the accumulator and
+// returns how many hours it found.
+func (e *Engine) addHours(ctx context.Context, site string, days []time.Time, add func(bucket, value, metric string, noisy, sigma float64), timeDim string) (int, error) {
+	n := 0
+	for _, d := range days {
+		rows, err := e.DB.QueryContext(ctx, `SELECT start, metric, noisy, sigma FROM released
+			WHERE site=? AND period='hour' AND dim='' AND start>=? AND start<?`, site, d.Unix(), d.Add(24*time.Hour).Unix())
+		if err != nil {
+			return n, err
+		}
+		for rows.Next() {
+			var start int64
+			var metric string
+			var noisy, sigma float64
+			if err := rows.Scan(&start, &metric, &noisy, &sigma); err != nil {
+				rows.Close()
+				return n, err
+			}
+			add(bucketOf(timeDim, time.Unix(start, 0)), "", metric, noisy, sigma)
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // OpenEndedDim reports whether a query dimension's values pass selection.
@@ -370,14 +410,26 @@ func dayList(from, to time.Time) []time.Time {
 
 // adHoc answers with fresh noise and charges the ledger.
 func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q statsquery.Query) (Result, error) {
-	key := "q:" + q.Key()
+	// Sorting and paging do not change the noisy answer: the cache holds
+	// every row, so another page or order of the same question is free and
+	// consistent (and cannot buy a fresh draw to average against).
+	whole := q
+	whole.OrderBy, whole.Limit, whole.Offset = nil, statsquery.MaxLimit, 0
+	key := "q:" + whole.Key()
+	fromCache := func(b []byte) (Result, bool) {
+		var res Result
+		if json.Unmarshal(b, &res) != nil {
+			return Result{}, false
+		}
+		res.Meta.Cached, res.Meta.Cost = true, "free: identical to an earlier query, answered from the cache"
+		res.Meta.EpsilonSpent, res.Meta.RhoSpent, res.Query = 0, 0, q
+		finish(&res, q)
+		return res, true
+	}
 	if cached, ok, err := e.Ledger.Cached(ctx, site.ID, key); err != nil {
 		return Result{}, err
 	} else if ok {
-		var res Result
-		if err := json.Unmarshal(cached, &res); err == nil {
-			res.Meta.Cached, res.Meta.Cost = true, "free: identical to an earlier query, answered from the cache"
-			res.Meta.EpsilonSpent, res.Meta.RhoSpent = 0, 0
+		if res, ok := fromCache(cached); ok {
 			return res, nil
 		}
 	}
@@ -487,7 +539,6 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q sta
 	for _, k := range order {
 		res.Results = append(res.Results, makeRow(q, k, groups[k]))
 	}
-	finish(&res, q)
 	answer, err := json.Marshal(res)
 	if err != nil {
 		return Result{}, err
@@ -510,12 +561,11 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q sta
 		return Result{}, err
 	}
 	if rc.Cached { // an identical query won the race: return its answer
-		var cached Result
-		if json.Unmarshal(rc.Answer, &cached) == nil {
-			cached.Meta.Cached, cached.Meta.EpsilonSpent, cached.Meta.RhoSpent = true, 0, 0
+		if cached, ok := fromCache(rc.Answer); ok {
 			return cached, nil
 		}
 	}
+	finish(&res, q)
 	if len(lines) <= 31 {
 		for _, l := range lines {
 			left := budget.AdHocRho() - rc.Spent[l.Key]
