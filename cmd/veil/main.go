@@ -176,6 +176,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	sync := fs.String("sync", env("sync", "interval"), `embedded log durability: "always" fsyncs every write before acknowledging; "interval" fsyncs every --sync-interval (env VEIL_SYNC)`)
 	syncEvery := fs.Duration("sync-interval", 1*time.Second, "fsync interval of the embedded log when --sync=interval")
 	replicas := fs.Int("replicas", 1, "stream replicas on an external NATS cluster (1 or 3)")
+	grace := fs.Duration("close-grace", time.Hour, "how long after a UTC day ends (and its last event arrived) the day is closed and released")
 	noAgg := fs.Bool("no-aggregate", false, "do not aggregate in this process (run `veil aggregate` workers instead)")
 	level := fs.String("log-level", env("log_level", "info"), "log level: debug, info, warn, error (env VEIL_LOG_LEVEL)")
 	format := fs.String("log-format", env("log_format", "text"), "log format: text or json (env VEIL_LOG_FORMAT)")
@@ -210,7 +211,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	a, err := app.Open(ctx, app.Config{
 		Addr: *addr, DataDir: *data, NATSURL: *natsURL, TrustedProxies: proxies, ForwardedHeader: *fwdHeader, GeoIPPath: *geoip,
-		SyncAlways: *sync == "always", SyncInterval: *syncEvery, Replicas: *replicas, NoAggregate: *noAgg,
+		SyncAlways: *sync == "always", SyncInterval: *syncEvery, Replicas: *replicas, NoAggregate: *noAgg, CloseGrace: *grace,
 	}, logger)
 	if err != nil {
 		ln.Close()
@@ -393,23 +394,39 @@ func load(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	var cfg loadgen.Config
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base URL of the server (loopback only for benchmarks)")
-	fs.StringVar(&cfg.Mode, "mode", "event", `"event" (single POST /api/event) or "batch" (POST /api/v1/events)`)
+	fs.StringVar(&cfg.Mode, "mode", "event", `"event" (single POST /api/event), "batch" (POST /api/v1/events), "queries" (dashboard query set) or "adhoc" (a filtered ad hoc query)`)
+	iterations := fs.Int("iterations", 200, "queries/adhoc mode: requests per query")
 	fs.StringVar(&cfg.Site, "site", "example.com", "site domain")
 	fs.StringVar(&cfg.Token, "token", env("token", ""), "ingest token for batch mode (env VEIL_TOKEN)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to run")
 	fs.IntVar(&cfg.Concurrency, "c", 32, "concurrent connections")
 	fs.IntVar(&cfg.BatchSize, "batch", 1000, "events per batch request")
+	fs.IntVar(&cfg.Days, "days", 0, "batch mode: spread timestamps over the last N days (a bulk backfill; the site's retention must cover it)")
+	fs.Int64Var(&cfg.MaxEvents, "events", 0, "stop after this many events (0: run for --duration)")
 	fs.IntVar(&cfg.Users, "users", 0, "batch mode: distinct declared user ids (0: anonymous visitors with ip and user_agent)")
 	fs.BoolVar(&cfg.SpoofIPs, "spoof-ips", false, "event mode: vary client IPs through X-Forwarded-For (the server must trust the generator with --trusted-proxy)")
 	fs.Uint64Var(&cfg.Seed, "seed", uint64(time.Now().UnixNano()), "random seed")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	enc := json.NewEncoder(stdout)
+	if cfg.Mode == "queries" || cfg.Mode == "adhoc" {
+		res, err := loadgen.RunQueries(context.Background(), loadgen.QueryConfig{URL: cfg.URL, Token: cfg.Token, Site: cfg.Site,
+			Iterations: *iterations, AdHoc: cfg.Mode == "adhoc"})
+		if err != nil {
+			return err
+		}
+		for _, r := range res {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	res, err := loadgen.Run(context.Background(), cfg)
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(stdout)
 	return enc.Encode(res)
 }
 

@@ -1,23 +1,27 @@
 // Package aggregate consumes the event log with a durable consumer, bounds
-// each privacy unit's contribution, and keeps exact rollups per site, hour,
-// dimension and value in the state store. The exact rollups are never
-// exposed: only differentially private releases computed from them are.
+// each privacy unit's contribution, and keeps exact rollups per site,
+// dimension and value (per hour for site totals, per day otherwise) in the
+// state store. The exact rollups are never exposed: only differentially
+// private releases computed from them are.
 //
 // Exactly-once: the last stream sequence applied is stored in the same
-// transaction as the rollup changes and bounding state, and the log message
-// is acknowledged only after that transaction commits. After a crash,
-// redelivered messages at or below the stored sequence are skipped; if the
-// consumer was lost or is ahead of the store, it is recreated from the
-// stored position.
+// transaction as the rollup changes, and the log message is acknowledged
+// only after that transaction commits; after a crash, redelivered messages
+// at or below the stored sequence are skipped, and the consumer is
+// recreated at the stored position. Bounding state (what each pseudonymous
+// unit contributed to its open day) lives only in memory: after a restart it
+// is rebuilt by replaying the open days' events from the log, which is
+// deterministic in log order.
 package aggregate
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,12 +45,15 @@ type Config struct {
 	Logger *slog.Logger
 	Now    func() time.Time
 	// Grace is how long after a UTC day ends, and after its last event
-	// arrived, the day is closed: its bounding state (pseudonyms) deleted
-	// and later events for it dropped.
+	// arrived, the day is closed: its bounding state dropped and later
+	// events for it not counted.
 	Grace time.Duration
-	// FetchBatch is how many log messages one transaction applies.
+	// FetchBatch is how many log messages one fetch returns.
 	FetchBatch int
-	Registerer prometheus.Registerer
+	// CommitEvents and CommitEvery bound the work of one transaction.
+	CommitEvents int
+	CommitEvery  time.Duration
+	Registerer   prometheus.Registerer
 	// Consumer names the durable consumer; default ConsumerName.
 	Consumer string
 }
@@ -67,16 +74,36 @@ type metrics struct {
 	lag     prometheus.Gauge
 }
 
-// siteAgg is the in-memory state of one site: every open unit-day's
-// bounding state, loaded at start and written through on every commit.
+// siteAgg is the in-memory state of one site: the bounding state of every
+// open unit-day and the work not yet committed.
 type siteAgg struct {
-	mu     sync.Mutex // held while applying a batch or closing days
+	mu     sync.Mutex // held while counting, committing or closing days
 	id     string
-	pos    uint64
+	pos    uint64 // last sequence committed
 	units  map[unitKey]*unitState
 	closed map[int32]bool
 	loaded bool
+
+	// Uncommitted work: the deltas of messages up to pendPos.
+	pend       deltas
+	pendDays   map[int32]*dayStat
+	pendPos    uint64
+	pendEvents int
+	pendCount  [3]int // by countOK, countCapped, countLate
+	pendCorr   int
+	pendSince  time.Time
 }
+
+type dayStat struct {
+	last, events int64
+	firstSeq     uint64
+}
+
+const (
+	countOK = iota
+	countCapped
+	countLate
+)
 
 var migrations = []string{`
 CREATE TABLE IF NOT EXISTS agg_rollup (
@@ -85,9 +112,6 @@ CREATE TABLE IF NOT EXISTS agg_rollup (
 	visits INTEGER NOT NULL DEFAULT 0, bounces INTEGER NOT NULL DEFAULT 0,
 	pageviews INTEGER NOT NULL DEFAULT 0, events INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (site, dim, hour, value)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS agg_units (
-	site TEXT NOT NULL, day INTEGER NOT NULL, unit BLOB NOT NULL, state BLOB NOT NULL,
-	PRIMARY KEY (site, day, unit)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agg_pairs (
 	site TEXT NOT NULL, fdim TEXT NOT NULL, fval TEXT NOT NULL, dim TEXT NOT NULL, day INTEGER NOT NULL, value TEXT NOT NULL,
 	day_visitors INTEGER NOT NULL DEFAULT 0, visits INTEGER NOT NULL DEFAULT 0, bounces INTEGER NOT NULL DEFAULT 0,
@@ -97,10 +121,10 @@ CREATE TABLE IF NOT EXISTS agg_position (site TEXT PRIMARY KEY, seq INTEGER NOT 
 CREATE TABLE IF NOT EXISTS agg_days (
 	site TEXT NOT NULL, day INTEGER NOT NULL, last_event INTEGER NOT NULL,
 	events INTEGER NOT NULL DEFAULT 0, closed INTEGER NOT NULL DEFAULT 0,
+	first_seq INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (site, day)) WITHOUT ROWID;`,
 }
 
-// New creates the aggregator's tables and returns it.
 func New(cfg Config) (*Aggregator, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -115,7 +139,13 @@ func New(cfg Config) (*Aggregator, error) {
 		cfg.Consumer = ConsumerName
 	}
 	if cfg.FetchBatch == 0 {
-		cfg.FetchBatch = 256
+		cfg.FetchBatch = 64
+	}
+	if cfg.CommitEvents == 0 {
+		cfg.CommitEvents = 500000
+	}
+	if cfg.CommitEvery == 0 {
+		cfg.CommitEvery = 2 * time.Second
 	}
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
@@ -216,48 +246,96 @@ func (a *Aggregator) site(ctx context.Context, siteID string) (*siteAgg, error) 
 	return s, nil
 }
 
-// load reads a site's position and open bounding state from the store.
+// load reads a site's position from the store and rebuilds the bounding
+// state of its open days by replaying their events from the log. The state
+// is never written anywhere: the log already holds the pseudonymous events,
+// and a second copy of who contributed what would only be more to erase.
 func (a *Aggregator) load(ctx context.Context, s *siteAgg) error {
 	s.units, s.closed, s.pos = map[unitKey]*unitState{}, map[int32]bool{}, 0
+	s.pend, s.pendDays, s.pendEvents, s.pendCount, s.pendCorr = newDeltas(), map[int32]*dayStat{}, 0, [3]int{}, 0
 	err := a.cfg.DB.QueryRowContext(ctx, `SELECT seq FROM agg_position WHERE site=?`, s.id).Scan(&s.pos)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
-	rows, err := a.cfg.DB.QueryContext(ctx, `SELECT day, unit, state FROM agg_units WHERE site=?`, s.id)
+	s.pendPos = s.pos
+	rows, err := a.cfg.DB.QueryContext(ctx, `SELECT day, closed, first_seq FROM agg_days WHERE site=?`, s.id)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
+	var first uint64
 	for rows.Next() {
-		var k unitKey
-		var unit, state []byte
-		if err := rows.Scan(&k.day, &unit, &state); err != nil {
+		var d int32
+		var closed bool
+		var fs uint64
+		if err := rows.Scan(&d, &closed, &fs); err != nil {
+			rows.Close()
 			return err
 		}
-		copy(k.unit[:], unit)
-		u := &unitState{}
-		if err := json.Unmarshal(state, u); err != nil {
-			return fmt.Errorf("bounding state of site %s: %w", s.id, err)
+		if closed {
+			s.closed[d] = true
+		} else if fs > 0 && (first == 0 || fs < first) {
+			first = fs
 		}
-		s.units[k] = u
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	crows, err := a.cfg.DB.QueryContext(ctx, `SELECT day FROM agg_days WHERE site=? AND closed=1`, s.id)
+	if first > 0 && first <= s.pos {
+		if err := a.replay(ctx, s, first); err != nil {
+			return fmt.Errorf("rebuild bounding state: %w", err)
+		}
+	}
+	s.loaded = true
+	return nil
+}
+
+// replay re-applies the events of messages first..s.pos to the bounding
+// state of open days and discards the deltas, which are already committed.
+func (a *Aggregator) replay(ctx context.Context, s *siteAgg, first uint64) error {
+	stream, err := a.cfg.JS.Stream(ctx, eventlog.StreamName(s.id))
 	if err != nil {
 		return err
 	}
-	defer crows.Close()
-	for crows.Next() {
-		var d int32
-		if err := crows.Scan(&d); err != nil {
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: first})
+	if err != nil {
+		return err
+	}
+	scratch := newDeltas()
+	for {
+		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
 			return err
 		}
-		s.closed[d] = true
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				return err
+			}
+			if md.Sequence.Stream > s.pos {
+				return nil
+			}
+			if evs, err := event.DecodeBatch(m.Data()); err == nil {
+				for i := range evs {
+					if !s.closed[dayOf(evs[i].Time)] {
+						a.bound(s, &evs[i], scratch)
+					}
+				}
+				if len(scratch.cells)+len(scratch.pairs) > 100000 {
+					scratch = newDeltas()
+				}
+			}
+			if md.Sequence.Stream == s.pos {
+				return nil
+			}
+		}
+		if n == 0 {
+			return nil // the rest expired from the log meanwhile
+		}
 	}
-	s.loaded = true
-	return crows.Err()
 }
 
 // consumer returns the site's durable consumer, positioned after the last
@@ -293,15 +371,22 @@ func (a *Aggregator) consume(ctx context.Context, siteID string) error {
 	if err != nil {
 		return err
 	}
-	lastClose := time.Time{}
+	fail := func(err error) error {
+		s.mu.Lock()
+		s.loaded = false // memory is ahead of the store: rebuild on retry
+		s.mu.Unlock()
+		return err
+	}
+	var lastClose time.Time
+	var lastMsg jetstream.Msg
 	for ctx.Err() == nil {
 		if now := a.cfg.Now(); now.Sub(lastClose) > time.Minute {
 			if err := a.closeDays(ctx, s); err != nil {
-				return err
+				return fail(err)
 			}
 			lastClose = now
 		}
-		batch, err := cons.Fetch(a.cfg.FetchBatch, jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.Fetch(a.cfg.FetchBatch, jetstream.FetchMaxWait(500*time.Millisecond))
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -312,27 +397,26 @@ func (a *Aggregator) consume(ctx context.Context, siteID string) error {
 		for m := range batch.Messages() {
 			msgs = append(msgs, m)
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil && len(msgs) == 0 {
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoHeartbeat) {
-				return err
+		if len(msgs) > 0 {
+			a.accumulate(s, msgs)
+			lastMsg = msgs[len(msgs)-1]
+			if md, err := lastMsg.Metadata(); err == nil {
+				a.m.lag.Set(float64(md.NumPending))
 			}
-		}
-		if len(msgs) == 0 {
+		} else {
 			a.m.lag.Set(0)
-			continue
 		}
-		if err := a.apply(ctx, s, msgs); err != nil {
-			s.mu.Lock()
-			s.loaded = false // in-memory state may be ahead of the store
-			s.mu.Unlock()
-			return err
-		}
-		last := msgs[len(msgs)-1]
-		if md, err := last.Metadata(); err == nil {
-			a.m.lag.Set(float64(md.NumPending))
-		}
-		if err := last.Ack(); err != nil {
-			a.cfg.Logger.Warn("aggregator: ack failed (will be redelivered and skipped)", "site", s.id, "err", err)
+		// Commit when enough work piled up, when it waited long enough, or
+		// when the log is drained: most events update cells other events
+		// of the same batch touched, so big transactions write far fewer
+		// rows per event.
+		if s.pendPos > s.pos && (len(msgs) == 0 || s.pendEvents >= a.cfg.CommitEvents || time.Since(s.pendSince) >= a.cfg.CommitEvery) {
+			if err := a.commit(ctx, s); err != nil {
+				return fail(err)
+			}
+			if err := lastMsg.Ack(); err != nil {
+				a.cfg.Logger.Warn("aggregator: ack failed (will be redelivered and skipped)", "site", s.id, "err", err)
+			}
 		}
 	}
 	return nil
@@ -340,121 +424,101 @@ func (a *Aggregator) consume(ctx context.Context, siteID string) error {
 
 func dayOf(t time.Time) int32 { return int32(t.Unix() / 86400) }
 
-// apply counts the events of msgs and commits rollups, bounding state and
-// position in one transaction.
-func (a *Aggregator) apply(ctx context.Context, s *siteAgg, msgs []jetstream.Msg) error {
+// accumulate counts the events of msgs into the site's pending deltas.
+func (a *Aggregator) accumulate(s *siteAgg, msgs []jetstream.Msg) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := newDeltas()
-	dirty := map[unitKey]*unitState{}
-	days := map[int32]*dayStat{}
-	pos := s.pos
-	counted, capped, late, corrupt := 0, 0, 0, 0
+	if s.pendPos == s.pos {
+		s.pendSince = time.Now()
+	}
 	for _, m := range msgs {
 		md, err := m.Metadata()
 		if err != nil {
-			return err
+			continue
 		}
 		seq := md.Sequence.Stream
-		if seq <= pos {
+		if seq <= s.pendPos {
 			continue // applied before a crash; redelivered
 		}
-		pos = seq
+		s.pendPos = seq
 		evs, err := event.DecodeBatch(m.Data())
 		if err != nil {
-			// A message that cannot be decoded will never decode; count it
-			// and move on rather than stall the site forever.
-			corrupt++
+			// A message that cannot be decoded never will; count it and
+			// move on rather than stall the site forever.
+			s.pendCorr++
 			a.cfg.Logger.Error("aggregator: undecodable log message skipped", "site", s.id, "seq", seq, "err", err)
 			continue
 		}
+		now := a.cfg.Now().UnixMilli()
 		for i := range evs {
-			c := a.count(s, &evs[i], d, dirty, days)
-			switch c {
-			case countOK:
-				counted++
-			case countCapped:
-				capped++
-			case countLate:
-				late++
+			e := &evs[i]
+			day := dayOf(e.Time)
+			if s.closed[day] {
+				s.pendCount[countLate]++
+				continue
 			}
+			ds := s.pendDays[day]
+			if ds == nil {
+				ds = &dayStat{firstSeq: seq}
+				s.pendDays[day] = ds
+			}
+			ds.events++
+			// Arrival time, not event time: a day closes only after its
+			// events stopped arriving for the grace period.
+			ds.last = max(ds.last, now)
+			s.pendEvents++
+			s.pendCount[a.bound(s, e, s.pend)]++
 		}
 	}
+}
+
+// commit writes the pending deltas, day statistics and position in one
+// transaction.
+func (a *Aggregator) commit(ctx context.Context, s *siteAgg) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	tx, err := a.cfg.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if err := writeDeltas(ctx, tx, s.id, d); err != nil {
+	if err := writeDeltas(ctx, tx, s.id, s.pend); err != nil {
 		return err
 	}
-	if len(dirty) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO agg_units (site, day, unit, state) VALUES (?,?,?,?)`)
-		if err != nil {
-			return err
-		}
-		for k, u := range dirty {
-			b, _ := json.Marshal(u)
-			if _, err := st.ExecContext(ctx, s.id, k.day, k.unit[:], b); err != nil {
-				return err
-			}
-		}
-	}
-	for day, ds := range days {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO agg_days (site, day, last_event, events) VALUES (?,?,?,?)
-			ON CONFLICT (site, day) DO UPDATE SET last_event=max(last_event, excluded.last_event), events=events+excluded.events`,
-			s.id, day, ds.last, ds.events); err != nil {
+	for day, ds := range s.pendDays {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO agg_days (site, day, last_event, events, first_seq) VALUES (?,?,?,?,?)
+			ON CONFLICT (site, day) DO UPDATE SET last_event=max(last_event, excluded.last_event), events=events+excluded.events,
+			first_seq=CASE WHEN first_seq=0 THEN excluded.first_seq ELSE min(first_seq, excluded.first_seq) END`,
+			s.id, day, ds.last, ds.events, ds.firstSeq); err != nil {
 			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO agg_position (site, seq) VALUES (?,?) ON CONFLICT (site) DO UPDATE SET seq=excluded.seq`, s.id, pos); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO agg_position (site, seq) VALUES (?,?) ON CONFLICT (site) DO UPDATE SET seq=excluded.seq`, s.id, s.pendPos); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	s.pos = pos
+	s.pos = s.pendPos
 	a.m.batches.Inc()
-	a.m.events.Add(float64(counted))
-	a.m.dropped.WithLabelValues("capped").Add(float64(capped))
-	a.m.dropped.WithLabelValues("late").Add(float64(late))
-	a.m.dropped.WithLabelValues("corrupt").Add(float64(corrupt))
+	a.m.events.Add(float64(s.pendCount[countOK]))
+	a.m.dropped.WithLabelValues("capped").Add(float64(s.pendCount[countCapped]))
+	a.m.dropped.WithLabelValues("late").Add(float64(s.pendCount[countLate]))
+	a.m.dropped.WithLabelValues("corrupt").Add(float64(s.pendCorr))
+	s.pend, s.pendDays, s.pendEvents, s.pendCount, s.pendCorr = newDeltas(), map[int32]*dayStat{}, 0, [3]int{}, 0
 	return nil
 }
 
-type dayStat struct{ last, events int64 }
-
-const (
-	countOK = iota
-	countCapped
-	countLate
-)
-
-// count applies one event. Events of the anonymous kind (no pseudonym that
-// links them) are each their own unit.
-func (a *Aggregator) count(s *siteAgg, e *event.Event, d deltas, dirty map[unitKey]*unitState, days map[int32]*dayStat) int {
-	day := dayOf(e.Time)
-	if s.closed[day] {
-		return countLate
-	}
-	ds := days[day]
-	if ds == nil {
-		ds = &dayStat{}
-		days[day] = ds
-	}
-	ds.events++
-	// Record arrival time (not event time): a day closes only after events
-	// for it have stopped arriving for the grace period.
-	if now := a.cfg.Now().UnixMilli(); now > ds.last {
-		ds.last = now
-	}
+// bound applies one event to its unit-day's state and adds what it counts
+// to d. Anonymous events (no pseudonym links them) are each their own unit.
+func (a *Aggregator) bound(s *siteAgg, e *event.Event, d deltas) int {
 	if e.Unit == event.UnitEvent {
 		if a.cfg.Caps.apply(&unitState{}, e, d) {
 			return countOK
 		}
 		return countCapped
 	}
-	k := unitKey{day: day, unit: e.Pseudonym}
+	k := unitKey{day: dayOf(e.Time), unit: e.Pseudonym}
 	u := s.units[k]
 	if u == nil {
 		u = &unitState{}
@@ -463,7 +527,6 @@ func (a *Aggregator) count(s *siteAgg, e *event.Event, d deltas, dirty map[unitK
 	if !a.cfg.Caps.apply(u, e, d) {
 		return countCapped
 	}
-	dirty[k] = u
 	return countOK
 }
 
@@ -478,7 +541,16 @@ func writeDeltas(ctx context.Context, tx *sql.Tx, site string, d deltas) error {
 		return err
 	}
 	defer st.Close()
-	for k, x := range d.cells {
+	// Writing in key order keeps the B-tree pages hot.
+	keys := make([]rollKey, 0, len(d.cells))
+	for k := range d.cells {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b rollKey) int {
+		return cmp.Or(cmp.Compare(a.dim, b.dim), cmp.Compare(a.hour, b.hour), cmp.Compare(a.value, b.value))
+	})
+	for _, k := range keys {
+		x := d.cells[k]
 		if *x == (delta{}) {
 			continue
 		}
@@ -495,7 +567,15 @@ func writeDeltas(ctx context.Context, tx *sql.Tx, site string, d deltas) error {
 		return err
 	}
 	defer pt.Close()
-	for k, x := range d.pairs {
+	pkeys := make([]pairKey, 0, len(d.pairs))
+	for k := range d.pairs {
+		pkeys = append(pkeys, k)
+	}
+	slices.SortFunc(pkeys, func(a, b pairKey) int {
+		return cmp.Or(cmp.Compare(a.fdim, b.fdim), cmp.Compare(a.fval, b.fval), cmp.Compare(a.dim, b.dim), cmp.Compare(a.day, b.day), cmp.Compare(a.value, b.value))
+	})
+	for _, k := range pkeys {
+		x := d.pairs[k]
 		if *x == (delta{}) {
 			continue
 		}
@@ -517,8 +597,8 @@ func (a *Aggregator) CloseDays(ctx context.Context, siteID string) error {
 }
 
 // closeDays closes every day that ended more than Grace ago and has had no
-// new events for Grace: its bounding state — the only place pseudonyms are
-// kept after ingestion — is deleted, and later events for it are dropped.
+// new events for Grace: its bounding state — the last place the aggregator
+// holds pseudonyms — is dropped, and later events for it are not counted.
 func (a *Aggregator) closeDays(ctx context.Context, s *siteAgg) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -540,19 +620,10 @@ func (a *Aggregator) closeDays(ctx context.Context, s *siteAgg) error {
 	}
 	rows.Close()
 	for _, day := range days {
-		tx, err := a.cfg.DB.BeginTx(ctx, nil)
-		if err != nil {
-			return err
+		if s.pendDays[day] != nil {
+			continue // uncommitted events of the day: close it next time
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM agg_units WHERE site=? AND day=?`, s.id, day); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE agg_days SET closed=1 WHERE site=? AND day=?`, s.id, day); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
+		if _, err := a.cfg.DB.ExecContext(ctx, `UPDATE agg_days SET closed=1 WHERE site=? AND day=?`, s.id, day); err != nil {
 			return err
 		}
 		for k := range s.units {
@@ -561,7 +632,7 @@ func (a *Aggregator) closeDays(ctx context.Context, s *siteAgg) error {
 			}
 		}
 		s.closed[day] = true
-		a.cfg.Logger.Info("aggregator: day closed, bounding state deleted", "site", s.id, "day", time.Unix(int64(day)*86400, 0).UTC().Format(time.DateOnly))
+		a.cfg.Logger.Info("aggregator: day closed, bounding state dropped", "site", s.id, "day", time.Unix(int64(day)*86400, 0).UTC().Format(time.DateOnly))
 	}
 	return nil
 }

@@ -63,24 +63,24 @@ type unitKey struct {
 	unit event.Pseudonym
 }
 
-// unitState is the bounding state of one unit-day. It holds a pseudonym's
-// history only until the day is released, then it is deleted.
+// unitState is the bounding state of one unit-day. It lives only in memory
+// (rebuilt from the log after a restart) and is dropped when its day closes.
 type unitState struct {
-	Pageviews int                 `json:"pv,omitempty"`
-	Events    int                 `json:"ev,omitempty"`
-	Visits    int                 `json:"vi,omitempty"`
-	Hours     []int64             `json:"h,omitempty"`
-	Unit      map[string]string   `json:"u,omitempty"`  // unit dims → value
-	Touched   map[string][]string `json:"t,omitempty"`  // dim → distinct values counted
-	PagePV    map[string]int      `json:"pp,omitempty"` // page → pageviews counted
-	GoalEv    map[string]int      `json:"ge,omitempty"` // goal → events counted
-	LastSeen  int64               `json:"ls,omitempty"` // unix ms
+	Pageviews int
+	Events    int
+	Visits    int
+	Hours     []int64
+	Unit      map[string]string   // unit dims → value
+	Touched   map[string][]string // dim → distinct values counted
+	PagePV    map[string]int      // page → pageviews counted
+	GoalEv    map[string]int      // goal (or NUL+prop pair) → events counted
+	LastSeen  int64               // unix ms
 	// The open visit: where its bounce was counted, so a second pageview
 	// can take the bounce back from the same partitions.
-	VisitHour  int64    `json:"vh,omitempty"`
-	VisitPV    int      `json:"vp,omitempty"`
-	VisitParts []string `json:"vparts,omitempty"` // "dim\x00value" the visit counted in
-	Bounced    bool     `json:"b,omitempty"`
+	VisitHour  int64
+	VisitPV    int
+	VisitParts []string // "dim\x00value" the visit counted in
+	Bounced    bool
 }
 
 // rollKey is one exact rollup cell.
@@ -119,7 +119,14 @@ func newDeltas() deltas {
 	return deltas{cells: map[rollKey]*delta{}, pairs: map[pairKey]*delta{}}
 }
 
+// at returns the cell of (dim, value) for the hour. Only site totals are kept
+// per hour (for the hourly releases); every other dimension is kept per day,
+// which is all its releases and queries need and keeps the number of rows
+// written per event small.
 func (d deltas) at(dim, value string, hour int64) *delta {
+	if dim != DimTotal {
+		hour -= hour % 86400
+	}
 	k := rollKey{dim, value, hour}
 	x := d.cells[k]
 	if x == nil {

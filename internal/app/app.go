@@ -45,6 +45,8 @@ type Config struct {
 	SyncAlways   bool
 	SyncInterval time.Duration
 	Replicas     int
+	// CloseGrace is the aggregator's day-closing grace (default 1h).
+	CloseGrace time.Duration
 	// NoAggregate leaves aggregation to separate `veil aggregate` workers.
 	NoAggregate bool
 	// Now is the clock (tests inject one); nil means time.Now.
@@ -128,7 +130,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		Store: st, Log: lg, Pseudo: a.Pseudo, Geo: locator, Proxies: trust,
 		Metrics: collect.NewMetrics(reg), Logger: logger, Now: cfg.Now,
 	})
-	a.Agg, err = aggregate.New(aggregate.Config{JS: lg.JetStream(), DB: st.SQL(), Store: st, Logger: logger, Now: cfg.Now, Registerer: reg})
+	a.Agg, err = aggregate.New(aggregate.Config{JS: lg.JetStream(), DB: st.SQL(), Store: st, Logger: logger, Now: cfg.Now, Registerer: reg, Grace: cfg.CloseGrace})
 	if err != nil {
 		a.Close()
 		return nil, err

@@ -25,9 +25,11 @@ type Config struct {
 	Token       string // ingest token (batch mode)
 	Duration    time.Duration
 	Concurrency int
-	BatchSize   int  // events per batch request
-	SpoofIPs    bool // send X-Forwarded-For with varied client IPs (server must trust the peer)
-	Users       int  // batch mode: distinct user ids (0: anonymous visitors with ip/user_agent)
+	BatchSize   int   // events per batch request
+	SpoofIPs    bool  // send X-Forwarded-For with varied client IPs (server must trust the peer)
+	Users       int   // batch mode: distinct user ids (0: anonymous visitors with ip/user_agent)
+	Days        int   // batch mode: spread event timestamps over the last Days days (0: now)
+	MaxEvents   int64 // stop after this many events (0: run for Duration)
 	Seed        uint64
 }
 
@@ -70,6 +72,7 @@ func eventBody(r *rand.Rand, site string) []byte {
 
 type nativeEvent struct {
 	ID        string            `json:"id"`
+	Timestamp int64             `json:"timestamp,omitempty"`
 	Site      string            `json:"site"`
 	Name      string            `json:"name"`
 	URL       string            `json:"url"`
@@ -84,6 +87,15 @@ func randIP(r *rand.Rand) string {
 	return fmt.Sprintf("%d.%d.%d.%d", 1+r.IntN(222), r.IntN(256), r.IntN(256), 1+r.IntN(254))
 }
 
+// pagePath draws from a few hundred pages with a Zipf-like popularity.
+func pagePath(r *rand.Rand) string {
+	n := int(1/(r.Float64()+1e-3)) + 1 // P(n) ~ 1/n^2: a long tail
+	if n <= len(paths) {
+		return paths[n-1]
+	}
+	return fmt.Sprintf("/blog/post-%d", n%300)
+}
+
 // idPlaceholder is patched with a fresh counter before every send, so
 // repeated bodies are not deduplicated by event id.
 const idPlaceholder = "ev-XXXXXXXXXXXXXXXX"
@@ -94,8 +106,13 @@ func batchBody(r *rand.Rand, cfg Config) ([]byte, []int) {
 	for i := range evs {
 		e := nativeEvent{
 			ID: idPlaceholder, Site: cfg.Site, Name: "pageview",
-			URL:      fmt.Sprintf("https://%s%s", cfg.Site, paths[r.IntN(len(paths))]),
+			URL:      fmt.Sprintf("https://%s%s", cfg.Site, pagePath(r)),
 			Referrer: refs[r.IntN(len(refs))],
+		}
+		if cfg.Days > 0 {
+			// Spread over the last Days days, with a daily rhythm.
+			back := time.Duration(r.IntN(cfg.Days*24)) * time.Hour
+			e.Timestamp = time.Now().Add(-back - time.Duration(r.IntN(3600))*time.Second).Add(-10 * time.Minute).UnixMilli()
 		}
 		if r.IntN(10) == 0 {
 			e.Name, e.Props = "signup", map[string]string{"plan": []string{"free", "pro", "team"}[r.IntN(3)]}
@@ -177,10 +194,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			defer wg.Done()
 			wr := rand.New(rand.NewPCG(cfg.Seed, uint64(w)+100))
 			var buf []byte
-			for i := w; ctx.Err() == nil; i++ {
+			for i := w; ctx.Err() == nil && (cfg.MaxEvents == 0 || evs.Load() < cfg.MaxEvents); i++ {
 				body := bodies[i%len(bodies)]
 				if cfg.Mode == "batch" {
-					buf = patchIDs(buf, body, offsets[i%len(bodies)], cfg.Seed, &seq)
+					offs := offsets[i%len(bodies)]
+					if cfg.Days > 0 {
+						// A backfill needs fresh visitors and times in every
+						// request, or the same few units hit their caps.
+						body, offs = batchBody(wr, cfg)
+					}
+					buf = patchIDs(buf, body, offs, cfg.Seed, &seq)
 					body = buf
 				}
 				var req *http.Request

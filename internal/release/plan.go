@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 
 	"github.com/veil-analytics/veil/internal/aggregate"
 	"github.com/veil-analytics/veil/internal/dp"
@@ -42,12 +43,21 @@ type Budget struct {
 // two thirds of it for the releases (see the utility table in README).
 var DefaultBudget = Budget{DailyEpsilon: 3, Delta: dp.DefaultDelta, ReleaseShare: 2.0 / 3, SelectionDelta: 1e-8}
 
+// rhoMemo caches ε→ρ conversions: the inversion is a numeric search, and
+// budgets are few and fixed.
+var rhoMemo sync.Map // [2]float64{eps, delta} -> float64
+
 // DailyRho is the day's total budget in ρ-zCDP.
 func (b Budget) DailyRho() float64 {
+	key := [2]float64{b.DailyEpsilon, b.Delta}
+	if v, ok := rhoMemo.Load(key); ok {
+		return v.(float64)
+	}
 	r, err := dp.RhoFromEpsilon(b.DailyEpsilon, b.Delta)
 	if err != nil {
 		return 0
 	}
+	rhoMemo.Store(key, r)
 	return r
 }
 
