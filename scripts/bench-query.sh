@@ -17,7 +17,7 @@ V="$work/veil"; data="$work/data"; url=http://127.0.0.1:9095
 $V site add bench.example --retention 100d --data "$data" >/dev/null
 INGEST=$($V token create --role ingest --data "$data")
 VIEWER=$($V token create --role viewer --data "$data")
-$V serve --data "$data" --addr 127.0.0.1:9095 --close-grace 1m --log-level warn >"$work/serve.log" 2>&1 &
+$V serve --data "$data" --addr 127.0.0.1:9095 --close-grace 2s --log-level warn >"$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -fs $url/readyz >/dev/null && break; sleep 0.2; done
 metric() { curl -s $url/metrics | awk -v m="$1" '$1==m {print $2}'; }
@@ -39,7 +39,7 @@ while :; do
   sleep 10
 done
 t3=$(date +%s)
-echo "released $days days $((t3-t2)) s later (days close 1 min after their last event, releases run every 30 s)"
+echo "released $days days $((t3-t2)) s later (days close 2 s after their last event, releases run every 30 s)"
 $V load --url $url --mode queries --token "$VIEWER" --site bench.example --iterations "$ITER"
 $V load --url $url --mode adhoc --token "$VIEWER" --site bench.example --iterations 100
 echo "server RSS: $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/$pid/status), peak $(awk '/VmHWM/ {print $2/1024 " MiB"}' /proc/$pid/status)"

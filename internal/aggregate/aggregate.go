@@ -380,7 +380,10 @@ func (a *Aggregator) consume(ctx context.Context, siteID string) error {
 	var lastClose time.Time
 	var lastMsg jetstream.Msg
 	for ctx.Err() == nil {
-		if now := a.cfg.Now(); now.Sub(lastClose) > time.Minute {
+		// Check for days to close a few times per grace period (at least
+		// every 10 s): during a chronological backfill, open days hold
+		// bounding state in memory until they close.
+		if now := a.cfg.Now(); now.Sub(lastClose) > min(10*time.Second, max(a.cfg.Grace/2, time.Second)) {
 			if err := a.closeDays(ctx, s); err != nil {
 				return fail(err)
 			}

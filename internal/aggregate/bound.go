@@ -1,6 +1,10 @@
 package aggregate
 
 import (
+	"hash/maphash"
+	"math/bits"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/veil-analytics/veil/internal/event"
@@ -64,24 +68,89 @@ type unitKey struct {
 }
 
 // unitState is the bounding state of one unit-day. It lives only in memory
-// (rebuilt from the log after a restart) and is dropped when its day closes.
+// (rebuilt from the log after a restart) and is dropped when its day
+// closes. It is kept compact — counters, a bitmask of hours and hashes of
+// the values counted — because a backfill holds many days open at once.
 type unitState struct {
-	Pageviews int
-	Events    int
-	Visits    int
-	Hours     []int64
-	Unit      map[string]string   // unit dims → value
-	Touched   map[string][]string // dim → distinct values counted
-	PagePV    map[string]int      // page → pageviews counted
-	GoalEv    map[string]int      // goal (or NUL+prop pair) → events counted
-	LastSeen  int64               // unix ms
-	// The open visit: where its bounce was counted, so a second pageview
-	// can take the bounce back from the same partitions.
-	VisitHour  int64
-	VisitPV    int
-	VisitParts []string // "dim\x00value" the visit counted in
-	Bounced    bool
+	pageviews, events, visits uint8
+	visitPV                   uint8
+	bounced                   bool
+	hours                     uint32 // bit h: the unit contributed to hour h of its day
+	lastSeen                  int64  // unix ms
+	visitHour                 int64  // where the open visit's bounce was counted
+	unit                      [4]string
+	touched                   []touch
+	// The open visit's values per visit dimension and which of them it was
+	// counted in, so a second pageview can take its bounce back.
+	visitVals    [6]string
+	visitCounted uint8 // bit i: counted in VisitDims[i]
 }
+
+// touch records a (dimension, value) a unit counted in, by hash, with how
+// much it contributed there (pageviews per page, events per goal or prop).
+type touch struct {
+	h   uint64
+	dim uint8
+	n   uint8
+}
+
+// Dimension ids for touch records.
+const (
+	tPage uint8 = iota
+	tGoal
+	tProp
+	tVisit // + index in VisitDims
+)
+
+var seed = maphash.MakeSeed()
+
+func hashValue(v string) uint64 { return maphash.String(seed, v) }
+
+// touch finds or adds the record of (dim, value); ok is false when the
+// value is new and the unit already has limit values in dim.
+func (u *unitState) touch(dim uint8, value string, limit int) (t *touch, first, ok bool) {
+	h := hashValue(value)
+	n := 0
+	for i := range u.touched {
+		if u.touched[i].dim == dim {
+			if u.touched[i].h == h {
+				return &u.touched[i], false, true
+			}
+			n++
+		}
+	}
+	if n >= limit {
+		return nil, false, false
+	}
+	if u.touched == nil {
+		u.touched = make([]touch, 0, 4)
+	}
+	u.touched = append(u.touched, touch{h: h, dim: dim})
+	return &u.touched[len(u.touched)-1], true, true
+}
+
+// interner shares the strings bounding state keeps (unit dimension values,
+// visit cells), so a unit does not pin the memory of the event it came from.
+type interner struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (in *interner) get(s string) string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if v, ok := in.m[s]; ok {
+		return v
+	}
+	if in.m == nil || len(in.m) > 1<<20 {
+		in.m = map[string]string{}
+	}
+	s = strings.Clone(s)
+	in.m[s] = s
+	return s
+}
+
+var interned interner
 
 // rollKey is one exact rollup cell.
 type rollKey struct {
@@ -141,11 +210,11 @@ func (d deltas) at(dim, value string, hour int64) *delta {
 func (d deltas) add(u *unitState, dim, value string, hour int64, f func(*delta)) {
 	f(d.at(dim, value, hour))
 	day := hour - hour%86400
-	for _, fd := range FilterDims {
+	for i, fd := range FilterDims {
 		if fd == dim {
 			continue
 		}
-		k := pairKey{fd, u.Unit[fd], dim, value, day}
+		k := pairKey{fd, u.unit[i], dim, value, day}
 		x := d.pairs[k]
 		if x == nil {
 			x = &delta{}
@@ -161,33 +230,6 @@ func incPageviews(x *delta)   { x.Pageviews++ }
 func incEvents(x *delta)      { x.Events++ }
 func incVisitBounce(x *delta) { x.Visits++; x.Bounces++ }
 func decBounces(x *delta)     { x.Bounces-- }
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// touch records that u contributes to (dim, value) and reports whether the
-// value is new for the day, and whether the contribution is allowed under
-// the dimension's cap on distinct values.
-func (u *unitState) touch(dim, value string, limit int) (first, ok bool) {
-	if u.Touched == nil {
-		u.Touched = map[string][]string{}
-	}
-	vals := u.Touched[dim]
-	if contains(vals, value) {
-		return false, true
-	}
-	if len(vals) >= limit {
-		return false, false
-	}
-	u.Touched[dim] = append(vals, value)
-	return true, true
-}
 
 func visitValue(dim string, e *event.Event) string {
 	switch dim {
@@ -239,52 +281,52 @@ func (c Caps) apply(u *unitState, e *event.Event, d deltas) bool {
 	if e.Name == "engagement" {
 		return false // engagement timing is not aggregated yet
 	}
-	if isPV && u.Pageviews >= c.Pageviews || !isPV && u.Events >= c.Events {
+	if isPV && int(u.pageviews) >= c.Pageviews || !isPV && int(u.events) >= c.Events {
 		return false
 	}
 	ms := e.Time.UnixMilli()
 	hour := e.Time.Truncate(time.Hour).Unix()
-	newHour := !containsInt(u.Hours, hour)
-	if newHour && len(u.Hours) >= c.Hours {
+	bit := uint32(1) << ((hour % 86400) / 3600)
+	newHour := u.hours&bit == 0
+	if newHour && bits.OnesCount32(u.hours) >= c.Hours {
 		return false
 	}
-	newVisit := u.LastSeen == 0 || ms-u.LastSeen > VisitGap.Milliseconds()
-	if newVisit && u.Visits >= c.Visits {
+	newVisit := u.lastSeen == 0 || ms-u.lastSeen > VisitGap.Milliseconds()
+	if newVisit && int(u.visits) >= c.Visits {
 		return false
 	}
-	firstOfDay := u.LastSeen == 0
-	if ms > u.LastSeen {
-		u.LastSeen = ms
+	firstOfDay := u.lastSeen == 0
+	if ms > u.lastSeen {
+		u.lastSeen = ms
 	}
 	if firstOfDay {
-		u.Unit = map[string]string{}
-		for _, dim := range UnitDims {
-			u.Unit[dim] = unitValue(dim, e)
+		for i, dim := range UnitDims {
+			u.unit[i] = interned.get(unitValue(dim, e))
 		}
 	}
 	if newHour {
-		u.Hours = append(u.Hours, hour)
+		u.hours |= bit
 		d.at(DimTotal, "", hour).Visitors++
 	}
 	if firstOfDay {
 		d.add(u, DimTotal, "", hour, incVisitors)
-		for _, dim := range UnitDims {
-			d.add(u, dim, u.Unit[dim], hour, incVisitors)
+		for i, dim := range UnitDims {
+			d.add(u, dim, u.unit[i], hour, incVisitors)
 		}
 	}
 	if newVisit {
-		u.Visits++
-		u.VisitHour, u.VisitPV, u.VisitParts, u.Bounced = hour, 0, u.VisitParts[:0], true
+		u.visits++
+		u.visitHour, u.visitPV, u.visitCounted, u.bounced = hour, 0, 0, true
 		d.add(u, DimTotal, "", hour, incVisitBounce)
-		for _, dim := range UnitDims {
-			d.add(u, dim, u.Unit[dim], hour, incVisitBounce)
+		for i, dim := range UnitDims {
+			d.add(u, dim, u.unit[i], hour, incVisitBounce)
 		}
-		for _, dim := range VisitDims {
+		for i, dim := range VisitDims {
 			v := visitValue(dim, e)
 			if v == "" {
 				continue
 			}
-			first, ok := u.touch(dim, v, c.VisitValues)
+			_, first, ok := u.touch(tVisit+uint8(i), v, c.VisitValues)
 			if !ok {
 				continue
 			}
@@ -292,50 +334,46 @@ func (c Caps) apply(u *unitState, e *event.Event, d deltas) bool {
 			if first {
 				d.add(u, dim, v, hour, incVisitors)
 			}
-			u.VisitParts = append(u.VisitParts, dim+"\x00"+v)
+			u.visitVals[i] = interned.get(v)
+			u.visitCounted |= 1 << i
 		}
 	}
 	if isPV {
-		u.Pageviews++
+		u.pageviews++
 		d.add(u, DimTotal, "", hour, incPageviews)
-		for _, dim := range UnitDims {
-			d.add(u, dim, u.Unit[dim], hour, incPageviews)
+		for i, dim := range UnitDims {
+			d.add(u, dim, u.unit[i], hour, incPageviews)
 		}
-		if first, ok := u.touch(DimPage, e.Path, c.Pages); ok {
-			if u.PagePV == nil {
-				u.PagePV = map[string]int{}
-			}
-			if u.PagePV[e.Path] < c.PageviewsPerPage {
-				u.PagePV[e.Path]++
+		if t, first, ok := u.touch(tPage, e.Path, c.Pages); ok {
+			if int(t.n) < c.PageviewsPerPage {
+				t.n++
 				d.add(u, DimPage, e.Path, hour, incPageviews)
 			}
 			if first {
 				d.add(u, DimPage, e.Path, hour, incVisitors)
 			}
 		}
-		u.VisitPV++
-		if u.VisitPV == 2 && u.Bounced {
+		u.visitPV++
+		if u.visitPV == 2 && u.bounced {
 			// A second pageview: the visit was not a bounce after all.
-			u.Bounced = false
-			d.add(u, DimTotal, "", u.VisitHour, decBounces)
-			for _, dim := range UnitDims {
-				d.add(u, dim, u.Unit[dim], u.VisitHour, decBounces)
+			u.bounced = false
+			d.add(u, DimTotal, "", u.visitHour, decBounces)
+			for i, dim := range UnitDims {
+				d.add(u, dim, u.unit[i], u.visitHour, decBounces)
 			}
-			for _, p := range u.VisitParts {
-				dim, v := splitPart(p)
-				d.add(u, dim, v, u.VisitHour, decBounces)
+			for i, dim := range VisitDims {
+				if u.visitCounted&(1<<i) != 0 {
+					d.add(u, dim, u.visitVals[i], u.visitHour, decBounces)
+				}
 			}
 		}
 		return true
 	}
-	u.Events++
+	u.events++
 	d.add(u, DimTotal, "", hour, incEvents)
-	if first, ok := u.touch(DimGoal, e.Name, c.Goals); ok {
-		if u.GoalEv == nil {
-			u.GoalEv = map[string]int{}
-		}
-		if u.GoalEv[e.Name] < c.EventsPerGoal {
-			u.GoalEv[e.Name]++
+	if t, first, ok := u.touch(tGoal, e.Name, c.Goals); ok {
+		if int(t.n) < c.EventsPerGoal {
+			t.n++
 			d.add(u, DimGoal, e.Name, hour, incEvents)
 		}
 		if first {
@@ -343,17 +381,13 @@ func (c Caps) apply(u *unitState, e *event.Event, d deltas) bool {
 		}
 	}
 	for _, p := range e.Props {
-		pair := p.Key + "\x00" + p.Value
-		first, ok := u.touch("props", pair, c.PropValues)
+		t, first, ok := u.touch(tProp, p.Key+"\x00"+p.Value, c.PropValues)
 		if !ok {
 			continue
 		}
-		if u.GoalEv == nil {
-			u.GoalEv = map[string]int{}
-		}
 		dim := PropPrefix + p.Key
-		if u.GoalEv["\x00"+pair] < c.EventsPerGoal { // goal names never start with NUL
-			u.GoalEv["\x00"+pair]++
+		if int(t.n) < c.EventsPerGoal {
+			t.n++
 			d.add(u, dim, p.Value, hour, incEvents)
 		}
 		if first {
@@ -361,22 +395,4 @@ func (c Caps) apply(u *unitState, e *event.Event, d deltas) bool {
 		}
 	}
 	return true
-}
-
-func splitPart(p string) (string, string) {
-	for i := 0; i < len(p); i++ {
-		if p[i] == 0 {
-			return p[:i], p[i+1:]
-		}
-	}
-	return p, ""
-}
-
-func containsInt(s []int64, v int64) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

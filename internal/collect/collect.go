@@ -90,7 +90,7 @@ func New(cfg Config) *Collector {
 	return &Collector{
 		cfg:    cfg,
 		ua:     uaparse.NewCache(50000),
-		dedupe: NewDedupe(cfg.DedupeWindow, 2_000_000, cfg.Now),
+		dedupe: NewDedupe(cfg.DedupeWindow, 500_000, cfg.Now),
 		sites:  &siteCache{store: cfg.Store, log: cfg.Log, ttl: 15 * time.Second, entries: map[string]siteEntry{}},
 	}
 }

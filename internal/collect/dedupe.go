@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"encoding/binary"
 	"sync"
 	"time"
 
@@ -10,10 +11,12 @@ import (
 // Dedupe remembers recently accepted event ids (as keyed hashes) so a client
 // retry inside the window is stored once. Two generations bound both time
 // and memory: an id is remembered for at least window/2 and at most window,
-// and a generation that fills up early is retired early.
+// and a generation that fills up early is retired early, so at high rates
+// the window shrinks to the last maxPerGen..2·maxPerGen ids. Only 64 bits
+// of each keyed hash are kept: a false duplicate needs a 64-bit collision.
 type Dedupe struct {
 	mu       sync.Mutex
-	cur, old map[event.Pseudonym]struct{}
+	cur, old map[uint64]struct{}
 	rotated  time.Time
 	half     time.Duration
 	max      int
@@ -22,12 +25,13 @@ type Dedupe struct {
 
 // NewDedupe returns a Dedupe with the given window and per-generation bound.
 func NewDedupe(window time.Duration, maxPerGen int, now func() time.Time) *Dedupe {
-	return &Dedupe{cur: map[event.Pseudonym]struct{}{}, old: map[event.Pseudonym]struct{}{},
+	return &Dedupe{cur: map[uint64]struct{}{}, old: map[uint64]struct{}{},
 		rotated: now(), half: window / 2, max: maxPerGen, now: now}
 }
 
 // Seen reports whether id was seen in the window, and records it if not.
-func (d *Dedupe) Seen(id event.Pseudonym) bool {
+func (d *Dedupe) Seen(full event.Pseudonym) bool {
+	id := binary.LittleEndian.Uint64(full[:8])
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
@@ -37,7 +41,7 @@ func (d *Dedupe) Seen(id event.Pseudonym) bool {
 		clear(d.cur)
 		d.rotated = now
 	} else if idle >= d.half || len(d.cur) >= d.max {
-		d.old, d.cur = d.cur, make(map[event.Pseudonym]struct{}, len(d.cur))
+		d.old, d.cur = d.cur, make(map[uint64]struct{}, len(d.cur))
 		d.rotated = now
 	}
 	if _, ok := d.cur[id]; ok {
@@ -55,7 +59,8 @@ func (d *Dedupe) Seen(id event.Pseudonym) bool {
 func (d *Dedupe) Forget(ids []event.Pseudonym) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, id := range ids {
+	for _, full := range ids {
+		id := binary.LittleEndian.Uint64(full[:8])
 		delete(d.cur, id)
 		delete(d.old, id)
 	}

@@ -100,8 +100,39 @@ func pagePath(r *rand.Rand) string {
 // repeated bodies are not deduplicated by event id.
 const idPlaceholder = "ev-XXXXXXXXXXXXXXXX"
 
+// backfill places events in time order over the last cfg.Days days, the way
+// a bulk import should send them (days then close one after another), with
+// a fixed pool of visitors per day who each make several events.
+type backfill struct {
+	start   time.Time
+	span    time.Duration
+	total   int64
+	perDay  int // visitors per day
+	nextIdx atomic.Int64
+}
+
+func newBackfill(cfg Config) *backfill {
+	total := cfg.MaxEvents
+	if total <= 0 {
+		total = 1_000_000
+	}
+	span := time.Duration(cfg.Days) * 24 * time.Hour
+	return &backfill{start: time.Now().Add(-span - 10*time.Minute), span: span, total: total,
+		perDay: max(1, int(float64(total)/float64(cfg.Days)/2.5))}
+}
+
+// next returns the time, client IP and user agent of the next event.
+func (b *backfill) next(r *rand.Rand) (time.Time, string, string) {
+	idx := min(b.nextIdx.Add(1)-1, b.total-1) // never past now
+	t := b.start.Add(time.Duration(float64(b.span) * float64(idx) / float64(b.total)))
+	day := t.Unix() / 86400
+	v := r.IntN(b.perDay)
+	ip := fmt.Sprintf("%d.%d.%d.%d", 1+(day*7+int64(v))%222, (v>>16)&255, (v>>8)&255, v&255)
+	return t, ip, agents[(int(day)+v)%len(agents)]
+}
+
 // batchBody returns a native batch template and the offsets of its event ids.
-func batchBody(r *rand.Rand, cfg Config) ([]byte, []int) {
+func batchBody(r *rand.Rand, cfg Config, bf *backfill) ([]byte, []int) {
 	evs := make([]nativeEvent, cfg.BatchSize)
 	for i := range evs {
 		e := nativeEvent{
@@ -109,17 +140,17 @@ func batchBody(r *rand.Rand, cfg Config) ([]byte, []int) {
 			URL:      fmt.Sprintf("https://%s%s", cfg.Site, pagePath(r)),
 			Referrer: refs[r.IntN(len(refs))],
 		}
-		if cfg.Days > 0 {
-			// Spread over the last Days days, with a daily rhythm.
-			back := time.Duration(r.IntN(cfg.Days*24)) * time.Hour
-			e.Timestamp = time.Now().Add(-back - time.Duration(r.IntN(3600))*time.Second).Add(-10 * time.Minute).UnixMilli()
-		}
 		if r.IntN(10) == 0 {
 			e.Name, e.Props = "signup", map[string]string{"plan": []string{"free", "pro", "team"}[r.IntN(3)]}
 		}
-		if cfg.Users > 0 {
+		switch {
+		case bf != nil:
+			var t time.Time
+			t, e.IP, e.UserAgent = bf.next(r)
+			e.Timestamp = t.UnixMilli()
+		case cfg.Users > 0:
 			e.UserID = fmt.Sprintf("user-%d", r.IntN(cfg.Users))
-		} else {
+		default:
 			e.IP, e.UserAgent = randIP(r), agents[r.IntN(len(agents))]
 		}
 		evs[i] = e
@@ -176,9 +207,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	} else {
 		for range 8 {
-			b, offs := batchBody(r, cfg)
+			b, offs := batchBody(r, cfg, nil)
 			bodies, offsets = append(bodies, b), append(offsets, offs)
 		}
+	}
+	var bf *backfill
+	if cfg.Days > 0 {
+		bf = newBackfill(cfg)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
@@ -201,7 +236,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					if cfg.Days > 0 {
 						// A backfill needs fresh visitors and times in every
 						// request, or the same few units hit their caps.
-						body, offs = batchBody(wr, cfg)
+						body, offs = batchBody(wr, cfg, bf)
 					}
 					buf = patchIDs(buf, body, offs, cfg.Seed, &seq)
 					body = buf

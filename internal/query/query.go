@@ -206,32 +206,46 @@ func (e *Engine) fromReleases(ctx context.Context, site store.Site, q statsquery
 		a.x[metric] += noisy
 		a.vari[metric] += sigma * sigma
 	}
-	sqlDim := dim
-	where := `dim=?`
-	if strings.HasPrefix(dim, aggregate.PropPrefix) {
-		sqlDim = dim
+	// Without a time dimension, SQLite sums per value; the variance of a
+	// sum of independent noises is the sum of their variances.
+	sqlq := `SELECT start, value, metric, noisy, sigma*sigma FROM released
+		WHERE site=? AND period=? AND dim=? AND start>=? AND start<?`
+	if q.TimeDim() == "" {
+		sqlq = `SELECT 0, value, metric, sum(noisy), sum(sigma*sigma) FROM released
+		WHERE site=? AND period=? AND dim=? AND start>=? AND start<? GROUP BY value, metric`
 	}
-	rows, err := e.DB.QueryContext(ctx, `SELECT start, value, metric, noisy, sigma FROM released
-		WHERE site=? AND period=? AND `+where+` AND start>=? AND start<?`, site.ID, period, sqlDim, q.From.Unix(), q.To.Unix())
+	rows, err := e.DB.QueryContext(ctx, sqlq, site.ID, period, dim, q.From.Unix(), q.To.Unix())
 	if err != nil {
 		return Result{}, err
 	}
-	releasedDays := map[int64]bool{}
 	for rows.Next() {
 		var start int64
 		var value, metric string
-		var noisy, sigma float64
-		if err := rows.Scan(&start, &value, &metric, &noisy, &sigma); err != nil {
+		var noisy, variance float64
+		if err := rows.Scan(&start, &value, &metric, &noisy, &variance); err != nil {
 			rows.Close()
 			return Result{}, err
 		}
-		releasedDays[start] = true
-		add(bucketOf(q.TimeDim(), time.Unix(start, 0)), value, metric, noisy, sigma)
+		add(bucketOf(q.TimeDim(), time.Unix(start, 0)), value, metric, noisy, math.Sqrt(variance))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return Result{}, err
 	}
+	releasedDays := map[int64]bool{}
+	drows, err := e.DB.QueryContext(ctx, `SELECT start FROM release_runs WHERE site=? AND period='day' AND start>=? AND start<?`, site.ID, q.From.Unix(), q.To.Unix())
+	if err != nil {
+		return Result{}, err
+	}
+	for drows.Next() {
+		var start int64
+		if err := drows.Scan(&start); err != nil {
+			drows.Close()
+			return Result{}, err
+		}
+		releasedDays[start] = true
+	}
+	drows.Close()
 	days := int(q.To.Sub(q.From).Hours() / 24)
 	if period == "day" {
 		var missing []time.Time
