@@ -566,6 +566,9 @@ func budgetCmd(args []string, stdout io.Writer) error {
 		for k, v := range spent {
 			kind, day, ok := strings.Cut(k, ":day:")
 			if !ok {
+				kind, day, ok = strings.Cut(k, ":period:")
+			}
+			if !ok {
 				continue
 			}
 			d := days[day]
@@ -581,10 +584,14 @@ func budgetCmd(args []string, stdout io.Writer) error {
 			keys = append(keys, d)
 		}
 		sort.Strings(keys)
-		fmt.Fprintf(stdout, "daily budget: epsilon %.3g at delta %.0e per unit-day = rho %.4g (releases %.4g, ad hoc %.4g)\n\n",
-			b.DailyEpsilon, b.Delta, b.DailyRho(), b.ReleaseRho(), b.AdHocRho())
+		unit := "visitor-day (budget per day)"
+		if b.PerPeriod {
+			unit = "user (budget per calendar month)"
+		}
+		fmt.Fprintf(stdout, "privacy unit: %s; budget epsilon %.3g at delta %.0e = rho %.4g (releases %.4g, ad hoc %.4g)\n\n",
+			unit, b.DailyEpsilon, b.Delta, b.DailyRho(), b.ReleaseBudget(), b.AdHocRho())
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "DAY\tRELEASES RHO\tAD HOC RHO\tAD HOC LEFT\tEPSILON SPENT")
+		fmt.Fprintln(tw, "DAY OR MONTH\tRELEASES RHO\tAD HOC RHO\tAD HOC LEFT\tEPSILON SPENT")
 		for _, d := range keys {
 			v := days[d]
 			fmt.Fprintf(tw, "%s\t%.4g\t%.4g\t%.4g\t%.3g\n", d, v[0], v[1], b.AdHocRho()-v[1], dp.EpsilonFromRho(v[0]+v[1], b.Delta))
@@ -627,8 +634,8 @@ func releasesCmd(args []string, stdout io.Writer) error {
 			t := time.Unix(start, 0).UTC()
 			cost := "-"
 			if period == "day" {
-				r := spent[release.ReleaseKey(t)]
-				cost = fmt.Sprintf("rho %.4g (epsilon %.3g)", r, dp.EpsilonFromRho(r, b.Delta))
+				r := b.ReleaseRho()
+				cost = fmt.Sprintf("rho %.4g of %s (now spent %.4g)", r, b.ReleaseKey(t), spent[b.ReleaseKey(t)])
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", period, t.Format("2006-01-02 15:04"), time.Unix(at, 0).UTC().Format(time.RFC3339), n, cost)
 		}

@@ -139,7 +139,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
-	if a.Releaser, err = release.New(release.Config{DB: st.SQL(), Store: st, Ledger: a.Ledger, Logger: logger, Now: cfg.Now, Registry: reg}); err != nil {
+	if a.Releaser, err = release.New(release.Config{DB: st.SQL(), Store: st, Ledger: a.Ledger, Logger: logger, Now: cfg.Now, Registry: reg, Budgets: SiteBudget}); err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -232,7 +232,16 @@ func (a *App) Close() error {
 // and `veil query` share it).
 func NewQueryEngine(st *sqlitestore.DB, led *ledger.Ledger, now func() time.Time) *query.Engine {
 	return &query.Engine{DB: st.SQL(), Ledger: led, Caps: aggregate.DefaultCaps,
-		Budgets: func(store.Site) release.Budget { return release.DefaultBudget }, Now: now}
+		Budgets: SiteBudget, Now: now}
+}
+
+// SiteBudget is a site's privacy budget: per visitor-day, or per user and
+// month for sites whose privacy unit is the declared user.
+func SiteBudget(s store.Site) release.Budget {
+	if s.UserUnit {
+		return release.UserBudget
+	}
+	return release.DefaultBudget
 }
 
 // EnsureAdminToken creates an admin token when no admin token exists (the

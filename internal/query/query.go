@@ -494,15 +494,25 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q sta
 		parts++ // selection needs its own share when visitors are not asked
 	}
 	share := rho / float64(parts)
+	// Noise is added to each (day, value) cell. A visitor-day is in one
+	// day's cells only; a declared user contributes on every day of the
+	// range, each day bounded by the caps, so it reaches n times as many
+	// cells (L2 sensitivity grows by √n).
+	days := int64(len(dayList(q.From, q.To)))
+	l0Mul := int64(1)
+	if site.UserUnit {
+		l0Mul = days
+	}
 	mech := map[string]dp.Gaussian{}
 	for _, b := range bases {
 		l0, linf, err := release.Sens(e.Caps, sdim, b)
 		if err != nil {
 			return Result{}, badq("metrics", "%v", err)
 		}
-		mech[b] = dp.Gaussian{L0: l0, LInf: linf, Rho: share}
+		mech[b] = dp.Gaussian{L0: l0 * l0Mul, LInf: linf, Rho: share}
 	}
 	selL0, _, _ := release.Sens(e.Caps, sdim, release.Visitors)
+	selL0 *= l0Mul
 
 	// Exact bounded cells, per (time bucket, value).
 	cells, err := e.exact(ctx, site, q, fdim, fvals)
@@ -545,7 +555,10 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q sta
 	meta := baseMeta(site)
 	meta.Source = "ad_hoc"
 	meta.EpsilonSpent, meta.RhoSpent = eps, rho
-	meta.Cost = fmt.Sprintf("ε = %.3g (ρ = %.3g) charged to each of the %d days in the range", eps, rho, len(dayList(q.From, q.To)))
+	meta.Cost = fmt.Sprintf("ε = %.3g (ρ = %.3g) charged to each of the %d days in the range", eps, rho, days)
+	if site.UserUnit {
+		meta.Cost = fmt.Sprintf("ε = %.3g (ρ = %.3g) charged to the month(s) of the range: a user contributes on every day", eps, rho)
+	}
 	if open {
 		meta.Notes = append(meta.Notes, "values seen by too few visitors on a day are not included for that day (DP partition selection)")
 	}
@@ -557,9 +570,15 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q sta
 	if err != nil {
 		return Result{}, err
 	}
+	// One line per budget the range draws on: each day for visitor-days,
+	// each month for users (a month's days share one budget).
 	var lines []ledger.Line
+	seen := map[string]bool{}
 	for _, d := range dayList(q.From, q.To) {
-		lines = append(lines, ledger.Line{Key: release.AdHocKey(d), Rho: rho})
+		if k := budget.AdHocKey(d); !seen[k] {
+			seen[k] = true
+			lines = append(lines, ledger.Line{Key: k, Rho: rho})
+		}
 	}
 	rc, err := e.Ledger.Commit(ctx, ledger.Charge{
 		SiteID: site.ID, QueryKey: key, Lines: lines, Actor: actor, Purpose: q.Purpose,
@@ -569,7 +588,7 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q sta
 	if errors.As(err, &ex) {
 		return Result{}, httpx.Errorf(http.StatusForbidden, "budget_exhausted", "privacy.epsilon",
 			"the ad hoc privacy budget of %s is exhausted: this query needs ρ = %.4g, ρ = %.4g is left (ε ≈ %.3g); nothing was charged. Released numbers stay available for free",
-			strings.TrimPrefix(ex.Key, "adhoc:day:"), ex.Requested, math.Max(ex.Remaining, 0), dp.EpsilonFromRho(math.Max(ex.Remaining, 0), dp.DefaultDelta))
+			strings.TrimPrefix(strings.TrimPrefix(ex.Key, "adhoc:day:"), "adhoc:period:"), ex.Requested, math.Max(ex.Remaining, 0), dp.EpsilonFromRho(math.Max(ex.Remaining, 0), dp.DefaultDelta))
 	}
 	if err != nil {
 		return Result{}, err
@@ -583,7 +602,7 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q sta
 	if len(lines) <= 31 {
 		for _, l := range lines {
 			left := budget.AdHocRho() - rc.Spent[l.Key]
-			res.Meta.Budget = append(res.Meta.Budget, DayBudget{Day: strings.TrimPrefix(l.Key, "adhoc:day:"), RhoLeft: left, EpsilonLeft: dp.EpsilonFromRho(math.Max(left, 0), dp.DefaultDelta)})
+			res.Meta.Budget = append(res.Meta.Budget, DayBudget{Day: strings.TrimPrefix(strings.TrimPrefix(l.Key, "adhoc:day:"), "adhoc:period:"), RhoLeft: left, EpsilonLeft: dp.EpsilonFromRho(math.Max(left, 0), dp.DefaultDelta)})
 		}
 	}
 	return res, nil

@@ -147,3 +147,31 @@ func TestAdHocSelectionAndCache(t *testing.T) {
 		t.Fatal("a repeated question was charged again")
 	}
 }
+
+// A site whose unit is the declared user draws every day of a month from
+// the month's budget, and its noise grows with the days a user spans.
+func TestUserUnitSitesDrawOnTheMonth(t *testing.T) {
+	e, st := engine(t, release.UserBudget)
+	site := store.Site{ID: "u1", Domain: "app.example", Retention: 90 * 24 * time.Hour, Created: day, UserUnit: true}
+	for d := range 3 {
+		st.SQL().Exec(`INSERT INTO agg_pairs (site, fdim, fval, dim, day, value, day_visitors) VALUES ('u1', ?, 'desktop', '', ?, '', 500)`, aggregate.DimDevice, day.AddDate(0, 0, -d).Unix())
+	}
+	one, err := e.Answer(context.Background(), site, "test", parse(t, `{"site_id":"app.example","metrics":["visitors"],"date_range":["2026-11-20","2026-11-20"],"filters":[["is","visit:device",["desktop"]]],"privacy":{"epsilon":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	three, err := e.Answer(context.Background(), site, "test", parse(t, `{"site_id":"app.example","metrics":["visitors"],"date_range":["2026-11-18","2026-11-20"],"filters":[["is","visit:device",["desktop"]]],"privacy":{"epsilon":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	width := func(r Result) float64 { return r.Results[0].Intervals[0][1] - r.Results[0].Intervals[0][0] }
+	// Three days of cells, each √3 times noisier: the sum's interval is 3× wider.
+	if ratio := width(three) / width(one); math.Abs(ratio-3) > 0.05 {
+		t.Fatalf("3-day interval %.1f× the 1-day one, want 3×", ratio)
+	}
+	spent, _ := e.Ledger.Spent(context.Background(), "u1", "")
+	rho, _ := dp.RhoFromEpsilon(1, dp.DefaultDelta)
+	if len(spent) != 1 || math.Abs(spent["adhoc:period:2026-11"]-2*rho) > 1e-12 {
+		t.Fatalf("spent %v, want two charges of %v on the month", spent, rho)
+	}
+}

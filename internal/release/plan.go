@@ -12,6 +12,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/veil-analytics/veil/internal/aggregate"
 	"github.com/veil-analytics/veil/internal/dp"
@@ -37,7 +38,19 @@ type Budget struct {
 	ReleaseShare float64
 	// SelectionDelta is the δ of each partition selection.
 	SelectionDelta float64
+	// PerPeriod is for sites whose privacy unit is the declared user, who
+	// contributes on many days: DailyEpsilon is then the budget per user per
+	// calendar month, and a day's releases and ad hoc queries draw on the
+	// month (sequential composition) instead of on their own day.
+	PerPeriod bool
 }
+
+// PeriodDays is how many daily releases a monthly release budget must fund.
+const PeriodDays = 31
+
+// UserBudget is the default for sites whose unit is the declared user:
+// ε = 8 per user per calendar month at δ = 1e-6.
+var UserBudget = Budget{DailyEpsilon: 8, Delta: dp.DefaultDelta, ReleaseShare: 2.0 / 3, SelectionDelta: 1e-8, PerPeriod: true}
 
 // DefaultBudget is what a new site gets: ε = 3 per visitor-day at δ = 1e-6,
 // two thirds of it for the releases (see the utility table in README).
@@ -47,7 +60,8 @@ var DefaultBudget = Budget{DailyEpsilon: 3, Delta: dp.DefaultDelta, ReleaseShare
 // budgets are few and fixed.
 var rhoMemo sync.Map // [2]float64{eps, delta} -> float64
 
-// DailyRho is the day's total budget in ρ-zCDP.
+// DailyRho is the total budget in ρ-zCDP of the budget's period: a day, or a
+// month for PerPeriod budgets.
 func (b Budget) DailyRho() float64 {
 	key := [2]float64{b.DailyEpsilon, b.Delta}
 	if v, ok := rhoMemo.Load(key); ok {
@@ -61,11 +75,37 @@ func (b Budget) DailyRho() float64 {
 	return r
 }
 
-// ReleaseRho is the part of the day's ρ the releases spend.
-func (b Budget) ReleaseRho() float64 { return b.DailyRho() * b.ReleaseShare }
+// ReleaseRho is what one day's releases spend.
+func (b Budget) ReleaseRho() float64 {
+	if b.PerPeriod {
+		return b.DailyRho() * b.ReleaseShare / PeriodDays
+	}
+	return b.DailyRho() * b.ReleaseShare
+}
 
-// AdHocRho is the part left for ad hoc queries.
-func (b Budget) AdHocRho() float64 { return b.DailyRho() - b.ReleaseRho() }
+// ReleaseBudget is the ledger budget of a release line: the day's share, or
+// the month's (which funds up to PeriodDays daily releases).
+func (b Budget) ReleaseBudget() float64 { return b.DailyRho() * b.ReleaseShare }
+
+// AdHocRho is the ledger budget of an ad hoc line (per day, or per month).
+func (b Budget) AdHocRho() float64 { return b.DailyRho() * (1 - b.ReleaseShare) }
+
+// ReleaseKey names the ledger line a day's releases draw on. Visitor-days
+// on different days are disjoint units, so each day has its own budget
+// (parallel composition); a user-level site's days share their month's.
+// Releases and ad hoc queries have separate lines so queries can never eat
+// the releases' share.
+func (b Budget) ReleaseKey(day time.Time) string { return "release:" + b.period(day) }
+
+// AdHocKey names the ledger line ad hoc queries over day draw on.
+func (b Budget) AdHocKey(day time.Time) string { return "adhoc:" + b.period(day) }
+
+func (b Budget) period(day time.Time) string {
+	if b.PerPeriod {
+		return "period:" + day.UTC().Format("2006-01")
+	}
+	return "day:" + day.UTC().Format(time.DateOnly)
+}
 
 // Validate checks a budget.
 func (b Budget) Validate() error {

@@ -82,21 +82,12 @@ func New(cfg Config) (*Releaser, error) {
 	return r, nil
 }
 
-// DayKey and the other key helpers name ledger budget lines. Visitor-days
-// on different days are disjoint units, so each day has its own budget
-// (parallel composition); releases and ad hoc queries have separate lines
-// so queries can never eat the releases' share.
-func ReleaseKey(day time.Time) string { return "release:day:" + day.UTC().Format(time.DateOnly) }
-
-// AdHocKey is the ledger line of ad hoc queries over one day.
-func AdHocKey(day time.Time) string { return "adhoc:day:" + day.UTC().Format(time.DateOnly) }
-
 // LedgerBudget returns the budget function the ledger checks lines against.
 func LedgerBudget(b Budget) func(string) float64 {
 	return func(key string) float64 {
 		switch {
 		case strings.HasPrefix(key, "release:"):
-			return b.ReleaseRho()
+			return b.ReleaseBudget()
 		case strings.HasPrefix(key, "adhoc:"):
 			return b.AdHocRho()
 		}
@@ -225,7 +216,7 @@ func (r *Releaser) charge(ctx context.Context, s store.Site, day time.Time) erro
 	b := r.cfg.Budgets(s)
 	rc, err := r.cfg.Ledger.Commit(ctx, ledger.Charge{
 		SiteID: s.ID, QueryKey: "release:" + day.Format(time.DateOnly),
-		Lines: []ledger.Line{{Key: ReleaseKey(day), Rho: b.ReleaseRho()}},
+		Lines: []ledger.Line{{Key: b.ReleaseKey(day), Rho: b.ReleaseRho()}},
 		Actor: "pipeline", Purpose: "analytics", Kind: ledger.KindRelease, Answer: []byte("charged"),
 		Budget: LedgerBudget(b),
 	})

@@ -108,7 +108,7 @@ func TestDayReleaseSelectsPartitionsAndChargesOnce(t *testing.T) {
 	}
 	spent, _ := e.led.Spent(ctx, "s1", "release:")
 	want := DefaultBudget.ReleaseRho()
-	if got := spent[ReleaseKey(day)]; math.Abs(got-want) > 1e-12 {
+	if got := spent[DefaultBudget.ReleaseKey(day)]; math.Abs(got-want) > 1e-12 {
 		t.Fatalf("release spent %v on the day, want %v", got, want)
 	}
 	// Running again publishes nothing new and charges nothing more.
@@ -122,7 +122,7 @@ func TestDayReleaseSelectsPartitionsAndChargesOnce(t *testing.T) {
 		t.Fatal("a released value changed: a second noisy copy was published")
 	}
 	spent2, _ := e.led.Spent(ctx, "s1", "release:")
-	if spent2[ReleaseKey(day)] != spent[ReleaseKey(day)] {
+	if spent2[DefaultBudget.ReleaseKey(day)] != spent[DefaultBudget.ReleaseKey(day)] {
 		t.Fatal("release charged twice for one day")
 	}
 }
