@@ -51,6 +51,8 @@ func RunQueries(ctx context.Context, cfg QueryConfig) ([]QueryResult, error) {
 	queries := DashboardQueries(cfg.Site)
 	if cfg.AdHoc {
 		queries = map[string]string{"ad hoc: top pages where country=US, 30d": ""}
+	} else {
+		queries["baseline: GET /healthz"] = ""
 	}
 	var out []QueryResult
 	names := make([]string, 0, len(queries))
@@ -68,6 +70,9 @@ func RunQueries(ctx context.Context, cfg QueryConfig) ([]QueryResult, error) {
 					cfg.Site, 0.01+float64(i)*1e-6)
 			}
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, cfg.URL+"/api/v2/query", bytes.NewReader([]byte(body)))
+			if body == "" && !cfg.AdHoc {
+				req, _ = http.NewRequestWithContext(ctx, http.MethodGet, cfg.URL+"/healthz", nil)
+			}
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Authorization", "Bearer "+cfg.Token)
 			t0 := time.Now()
