@@ -126,7 +126,8 @@ read:
 
 	stdout2, stop2 := startServe(t, bin, data, addr)
 	out2 := &bytes.Buffer{}
-	go io.Copy(out2, stdout2)
+	copied := make(chan struct{})
+	go func() { io.Copy(out2, stdout2); close(copied) }()
 	waitReady(t, base)
 	if s := post("/api/event", "", "text/plain", `{"n":"pageview","u":"https://second.example/","d":"second.example"}`, "User-Agent", ua); s != 202 {
 		t.Fatalf("site added before restart unknown after it: %d", s)
@@ -134,6 +135,7 @@ read:
 	if code := stop2(); code != 0 {
 		t.Fatalf("second SIGTERM exit code %d", code)
 	}
+	<-copied
 	if strings.Contains(out2.String(), "veil_") {
 		t.Fatal("restart printed a new admin token")
 	}

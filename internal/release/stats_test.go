@@ -19,9 +19,9 @@ func TestReleasedValuesAreUnbiasedAndIntervalsCover(t *testing.T) {
 	}
 	e := setup(t)
 	ctx := context.Background()
-	const trials = 500
+	const trials = 300
 	// Many cells per release so each series has thousands of samples and the
-	// coverage check is not flaky: 500 totals, 10,000 pages, 10,000 countries.
+	// coverage check is not flaky: 300 totals, 6,000 pages, 6,000 countries.
 	countries := PublicValues(aggregate.DimCountry)[:20]
 	type stat struct {
 		covered, n    int
@@ -65,8 +65,8 @@ func TestReleasedValuesAreUnbiasedAndIntervalsCover(t *testing.T) {
 		cov := float64(st.covered) / float64(st.n)
 		mean := st.errSum / float64(st.n)
 		// With n samples the coverage estimate has sd √(.95·.05/n): the
-		// 93–97% band is over 4 sd wide for the 10,000-sample series; the
-		// 500 totals get a band of the same width in sd.
+		// 93–97% band is ±7 sd for the 6,000-sample series; the 300 totals
+		// get a ±4.5 sd band around 95%.
 		lo, hi := 0.93, 0.97
 		if st.n < 5000 {
 			sd := math.Sqrt(0.95 * 0.05 / float64(st.n))
