@@ -48,12 +48,15 @@ func ParseReferrer(raw string, pageHost string) (Referrer, bool) {
 // with or without port and "www.".
 func sameHost(b []byte, pageHost string) bool {
 	ph := pageHost
-	if !strings.HasPrefix(ph, "[") {
-		if i := strings.LastIndexByte(ph, ':'); i >= 0 {
-			ph = ph[:i]
-		}
-	} else if i := strings.IndexByte(ph, ']'); i >= 0 {
-		ph = ph[:i+1]
+	if strings.HasPrefix(ph, "[") {
+		// IPv6 literals have many spellings ([::] and [0:0::]); compare
+		// the canonical forms.
+		var arr [64]byte
+		n, err := appendHost(arr[:0], ph)
+		return err == nil && string(n) == string(b)
+	}
+	if i := strings.LastIndexByte(ph, ':'); i >= 0 {
+		ph = ph[:i]
 	}
 	ph = trimWWW(ph)
 	if len(ph) != len(b) || len(ph) == 0 {
