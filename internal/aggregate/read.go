@@ -14,11 +14,27 @@ type Row struct {
 	Visitors, DayVisitors, Visits, Bounces, Pageviews, Events int64
 }
 
-// ReadRollup returns a site's rollup cells of dim for hours in [from, to).
-func ReadRollup(ctx context.Context, db *sql.DB, site, dim string, from, to time.Time) ([]Row, error) {
-	rows, err := db.QueryContext(ctx, `SELECT dim, value, hour, visitors, day_visitors, visits, bounces, pageviews, events
-		FROM agg_rollup WHERE site=? AND dim=? AND hour>=? AND hour<? ORDER BY hour, value`,
-		site, dim, from.Unix(), to.Unix())
+// Metric returns the row's value of a metric as the release and query layers
+// name it; visitors are distinct per day (DayVisitors).
+func (r Row) Metric(name string) float64 {
+	switch name {
+	case "visitors":
+		return float64(r.DayVisitors)
+	case "visits":
+		return float64(r.Visits)
+	case "bounces":
+		return float64(r.Bounces)
+	case "pageviews":
+		return float64(r.Pageviews)
+	case "events":
+		return float64(r.Events)
+	}
+	return 0
+}
+
+// scanRows reads rows of (dim, value, hour, visitors, day_visitors, visits,
+// bounces, pageviews, events).
+func scanRows(rows *sql.Rows, err error) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -32,6 +48,13 @@ func ReadRollup(ctx context.Context, db *sql.DB, site, dim string, from, to time
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// ReadRollup returns a site's rollup cells of dim for hours in [from, to).
+func ReadRollup(ctx context.Context, db *sql.DB, site, dim string, from, to time.Time) ([]Row, error) {
+	return scanRows(db.QueryContext(ctx, `SELECT dim, value, hour, visitors, day_visitors, visits, bounces, pageviews, events
+		FROM agg_rollup WHERE site=? AND dim=? AND hour>=? AND hour<? ORDER BY hour, value`,
+		site, dim, from.Unix(), to.Unix()))
 }
 
 // Position returns the last log sequence applied for a site.
@@ -59,39 +82,13 @@ func ReadPairs(ctx context.Context, db *sql.DB, site, fdim string, fvals []strin
 		args = append(args, v)
 	}
 	q += `) GROUP BY day, value ORDER BY day, value`
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Row
-	for rows.Next() {
-		var r Row
-		if err := rows.Scan(&r.Dim, &r.Value, &r.Hour, &r.Visitors, &r.DayVisitors, &r.Visits, &r.Bounces, &r.Pageviews, &r.Events); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return scanRows(db.QueryContext(ctx, q, args...))
 }
 
 // ReadRollupPrefix is ReadRollup for every dimension starting with prefix
 // (all custom prop keys at once).
 func ReadRollupPrefix(ctx context.Context, db *sql.DB, site, prefix string, from, to time.Time) ([]Row, error) {
-	rows, err := db.QueryContext(ctx, `SELECT dim, value, hour, visitors, day_visitors, visits, bounces, pageviews, events
+	return scanRows(db.QueryContext(ctx, `SELECT dim, value, hour, visitors, day_visitors, visits, bounces, pageviews, events
 		FROM agg_rollup WHERE site=? AND dim>=? AND dim<? AND hour>=? AND hour<? ORDER BY dim, hour, value`,
-		site, prefix, prefix+"\xff", from.Unix(), to.Unix())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Row
-	for rows.Next() {
-		var r Row
-		if err := rows.Scan(&r.Dim, &r.Value, &r.Hour, &r.Visitors, &r.DayVisitors, &r.Visits, &r.Bounces, &r.Pageviews, &r.Events); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+		site, prefix, prefix+"\xff", from.Unix(), to.Unix()))
 }

@@ -546,7 +546,7 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q sta
 			if b == release.Visitors && c.hasVisitors {
 				v = c.noisyVisitors
 			} else {
-				v = g.AddNoise(metricOf(c.row, b))
+				v = g.AddNoise(c.row.Metric(b))
 			}
 			a.x[b] += v
 			a.vari[b] += g.Sigma() * g.Sigma()
@@ -615,22 +615,6 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
-}
-
-func metricOf(r aggregate.Row, metric string) float64 {
-	switch metric {
-	case release.Visitors:
-		return float64(r.DayVisitors)
-	case release.Visits:
-		return float64(r.Visits)
-	case release.Bounces:
-		return float64(r.Bounces)
-	case release.Pageviews:
-		return float64(r.Pageviews)
-	case release.Events:
-		return float64(r.Events)
-	}
-	return 0
 }
 
 // filterValues resolves a filter on a unit dimension to the public values

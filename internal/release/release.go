@@ -271,22 +271,6 @@ type releasedRow struct {
 	noisy, sigma       float64
 }
 
-func metricOf(row aggregate.Row, metric string) float64 {
-	switch metric {
-	case Visitors:
-		return float64(row.DayVisitors)
-	case Visits:
-		return float64(row.Visits)
-	case Bounces:
-		return float64(row.Bounces)
-	case Pageviews:
-		return float64(row.Pageviews)
-	case Events:
-		return float64(row.Events)
-	}
-	return 0
-}
-
 // dayCells sums a day's rollup rows of dim per value.
 func (r *Releaser) dayCells(ctx context.Context, site, dim string, day time.Time) (map[string]aggregate.Row, error) {
 	var rows []aggregate.Row
@@ -379,7 +363,7 @@ func (r *Releaser) releaseDay(ctx context.Context, s store.Site, day time.Time) 
 					continue
 				}
 				dimName, value := splitKey(dim, k)
-				out = append(out, releasedRow{dim: dimName, value: value, metric: it.Metric, noisy: g.AddNoise(metricOf(cells[k], it.Metric)), sigma: g.Sigma()})
+				out = append(out, releasedRow{dim: dimName, value: value, metric: it.Metric, noisy: g.AddNoise(cells[k].Metric(it.Metric)), sigma: g.Sigma()})
 			}
 		}
 	}
