@@ -20,7 +20,8 @@ VIEWER=$($V token create --role viewer --data "$data")
 $V serve --data "$data" --addr 127.0.0.1:9095 --close-grace 5s --log-level warn >"$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -fs $url/readyz >/dev/null && break; sleep 0.2; done
-metric() { curl -s $url/metrics | awk -v m="$1" '$1==m {print $2}'; }
+ADMIN=$($V token create --role admin --data "$data")
+metric() { curl -s -H "Authorization: Bearer $ADMIN" $url/metrics | awk -v m="$1" '$1==m {print $2}'; }
 
 t0=$(date +%s)
 $V load --url $url --mode batch --site bench.example --token "$INGEST" -c 4 --days 90 --events "$EVENTS" --duration 3600s

@@ -201,7 +201,10 @@ func TestNoRawIdentifiersReachDiskLogsOrMetrics(t *testing.T) {
 		t.Errorf("declared user not pseudonymized as a user unit: %+v", evs[2])
 	}
 
-	metrics := r.do(t, "GET", "/metrics", "", "", nil, nil)
+	if res := r.do(t, "GET", "/metrics", "", "", nil, nil); res.status != 401 {
+		t.Errorf("metrics without a token: %d (they count events exactly)", res.status)
+	}
+	metrics := r.do(t, "GET", "/metrics", r.admin, "", nil, nil)
 	if !strings.Contains(string(metrics.body), `veil_pii_redactions_total{kind="email",where="prop"} 2`) {
 		t.Errorf("redactions not counted in metrics")
 	}
@@ -396,7 +399,7 @@ func TestOptOutsAndBotsAreNotStored(t *testing.T) {
 	if n := len(r.events(t, s.ID)); n != 0 {
 		t.Fatalf("%d opted-out or bot events stored", n)
 	}
-	m := string(r.do(t, "GET", "/metrics", "", "", nil, nil).body)
+	m := string(r.do(t, "GET", "/metrics", r.admin, "", nil, nil).body)
 	for _, want := range []string{`veil_events_dropped_total{reason="bot"} 2`, `veil_events_dropped_total{reason="gpc"} 1`, `veil_events_dropped_total{reason="consent"} 1`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)

@@ -34,5 +34,5 @@
 // sampler), both driven by crypto/rand and immune to the floating-point
 // attack on textbook samplers. This package only computes parameters (σ,
 // thresholds, conversions); it contains no sampler of its own and must never
-// import math/rand (a test enforces it).
+// import a non-cryptographic random package (a test enforces it).
 package dp

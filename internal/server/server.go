@@ -81,7 +81,9 @@ func New(cfg Config, reg prometheus.Registerer) *Server {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	m.HandleFunc("GET /readyz", s.ready)
-	m.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	// Metrics count events exactly, so they are for the operator only.
+	metrics := promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
+	m.Handle("GET /metrics", s.authed(func(_ store.Token, w http.ResponseWriter, r *http.Request) { metrics.ServeHTTP(w, r) }, store.RoleAdmin))
 	m.HandleFunc("GET /{$}", home)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, httpx.Errorf(http.StatusNotFound, "not_found", "", "no such endpoint"))
