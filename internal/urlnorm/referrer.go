@@ -44,30 +44,14 @@ func ParseReferrer(raw string, pageHost string) (Referrer, bool) {
 	return Referrer{Host: host, Source: src}, true
 }
 
-// sameHost compares a normalized host with a page host given in any case,
-// with or without port and "www.".
+// sameHost reports whether the normalized host b is the page's host. The
+// page host is normalized the same way (case, port, user info, "www.", the
+// many spellings of an IPv6 literal), so the comparison cannot be fooled by
+// how either side was written.
 func sameHost(b []byte, pageHost string) bool {
-	ph := pageHost
-	if strings.HasPrefix(ph, "[") {
-		// IPv6 literals have many spellings ([::] and [0:0::]); compare
-		// the canonical forms.
-		var arr [64]byte
-		n, err := appendHost(arr[:0], ph)
-		return err == nil && string(n) == string(b)
-	}
-	if i := strings.LastIndexByte(ph, ':'); i >= 0 {
-		ph = ph[:i]
-	}
-	ph = trimWWW(ph)
-	if len(ph) != len(b) || len(ph) == 0 {
-		return false
-	}
-	for i := range b {
-		if lower(ph[i]) != b[i] {
-			return false
-		}
-	}
-	return true
+	var arr [272]byte
+	ph, err := appendHost(arr[:0], pageHost)
+	return err == nil && len(ph) > 0 && string(ph) == string(b)
 }
 
 // Source picks the visit source the way Plausible does: utm_source if
