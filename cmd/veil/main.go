@@ -180,7 +180,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	noAgg := fs.Bool("no-aggregate", false, "do not aggregate in this process (run `veil aggregate` workers instead)")
 	level := fs.String("log-level", env("log_level", "info"), "log level: debug, info, warn, error (env VEIL_LOG_LEVEL)")
 	format := fs.String("log-format", env("log_format", "text"), "log format: text or json (env VEIL_LOG_FORMAT)")
-	memLimit := fs.Int64("memory-limit", 180, "soft limit for the Go heap in MiB (0: none); GOMEMLIMIT overrides it")
+	memLimit := fs.Int64("memory-limit", 160, "soft limit for the Go heap in MiB (0: none); GOMEMLIMIT overrides it")
 	pprofAddr := fs.String("pprof", env("pprof", ""), "serve Go profiling endpoints on this address (e.g. 127.0.0.1:6060); off by default (env VEIL_PPROF)")
 	if _, err := parse(fs, args); err != nil {
 		return err

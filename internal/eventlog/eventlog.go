@@ -58,7 +58,6 @@ type Log struct {
 
 	reqs    chan *appendReq
 	flights chan *flight
-	done    chan struct{}
 	closeMu sync.RWMutex
 	closed  bool
 	wg      sync.WaitGroup
@@ -81,7 +80,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Log, error) {
 		cfg.Replicas = 1
 	}
 	l := &Log{cfg: cfg, log: logger,
-		reqs: make(chan *appendReq, 4096), flights: make(chan *flight, 2), done: make(chan struct{})}
+		reqs: make(chan *appendReq, 4096), flights: make(chan *flight, 2)}
 	var opts []nats.Option
 	opts = append(opts, nats.Name("veil"), nats.MaxReconnects(-1))
 	url := cfg.URL

@@ -411,9 +411,6 @@ func finish(res *Result, q statsquery.Query) {
 	res.Results = res.Results[lo:hi]
 }
 
-// ErrBudget marks a query refused for lack of budget.
-var ErrBudget = errors.New("privacy budget exhausted")
-
 func dayList(from, to time.Time) []time.Time {
 	var out []time.Time
 	for d := from; d.Before(to); d = d.Add(24 * time.Hour) {
