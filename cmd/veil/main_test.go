@@ -139,6 +139,21 @@ read:
 	if strings.Contains(out2.String(), "veil_") {
 		t.Fatal("restart printed a new admin token")
 	}
+
+	// The privacy CLI works on the data directory: a query (released tier,
+	// free), the budget and the releases of the site.
+	if out := cli("query", "--site", "example.com", "--json", `{"metrics":["visitors"],"date_range":"7d"}`); !strings.Contains(out, `"source": "released"`) || !strings.Contains(out, `"epsilon_spent": 0`) {
+		t.Fatalf("veil query: %s", out)
+	}
+	if out := cli("budget", "example.com"); !strings.Contains(out, "privacy unit: visitor-day") || !strings.Contains(out, "epsilon 3") {
+		t.Fatalf("veil budget: %s", out)
+	}
+	if out := cli("releases", "example.com"); !strings.Contains(out, "PERIOD") {
+		t.Fatalf("veil releases: %s", out)
+	}
+	if out, err := exec.Command(bin, "query", "--site", "nope.example", "--json", `{"metrics":["visitors"],"date_range":"7d"}`, "--data", data).CombinedOutput(); err == nil {
+		t.Fatalf("query of an unknown site succeeded: %s", out)
+	}
 }
 
 func freeAddr(t *testing.T) string {

@@ -229,6 +229,7 @@ func TestQueryBadInput(t *testing.T) {
 		{e.viewer, `{"site_id":"nope.example","metrics":["visitors"],"date_range":"7d"}`, 404},
 		{e.viewer, `{"site_id":"example.com","metrics":["visitors"],"date_range":["2026-11-25","2026-11-20"]}`, 400},
 		{e.viewer, `{"site_id":"example.com","metrics":["visitors"],"date_range":"7d","privacy":{"epsilon":-1}}`, 400},
+		{e.viewer, `{"site_id":"example.com","metrics":["visitors"],"date_range":"7d","dimensions":["time:hour","event:page"]}`, 400},
 		{e.ingest, `{"site_id":"example.com","metrics":["visitors"],"date_range":"7d"}`, 403},
 		{"", `{"site_id":"example.com","metrics":["visitors"],"date_range":"7d"}`, 401},
 	}

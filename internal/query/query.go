@@ -100,39 +100,37 @@ func (e *Engine) Answer(ctx context.Context, site store.Site, actor string, q st
 	if q.To.After(e.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)) {
 		return Result{}, badq("date_range", "the range ends in the future")
 	}
-	if ok, why := e.releasable(q); ok {
+	if releasable(q) {
 		return e.fromReleases(ctx, site, q)
-	} else if len(q.Filters) == 0 && why != "" && q.TimeDim() == "time:hour" {
-		return Result{}, badq("dimensions", "%s", why)
 	}
 	return e.adHoc(ctx, site, actor, q)
 }
 
-// releasable reports whether releases answer q, or why not.
-func (e *Engine) releasable(q statsquery.Query) (bool, string) {
+// releasable reports whether releases answer q.
+func releasable(q statsquery.Query) bool {
 	if len(q.Filters) > 0 {
-		return false, "filters need an ad hoc query"
+		return false
 	}
 	dim := q.BreakdownDim()
 	if q.TimeDim() == "time:hour" {
 		if dim != "" {
-			return false, "hourly breakdowns are not released; use time:day"
+			return false
 		}
 		for _, m := range q.Metrics {
 			if m != statsquery.Visitors && m != statsquery.Pageviews {
-				return false, "hourly releases carry visitors and pageviews only"
+				return false
 			}
 		}
-		return true, ""
+		return true
 	}
 	for _, m := range q.Metrics {
 		for _, b := range baseMetrics(m) {
 			if !released(dim, b) {
-				return false, ""
+				return false
 			}
 		}
 	}
-	return true, ""
+	return true
 }
 
 func planDim(dim string) string {
@@ -446,7 +444,7 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q sta
 	}
 	dim := q.BreakdownDim()
 	if q.TimeDim() == "time:hour" {
-		return Result{}, badq("dimensions", "ad hoc queries by hour are not supported yet; use time:day")
+		return Result{}, badq("dimensions", "hourly answers come from releases (site totals of visitors and pageviews, without filters); other hourly questions are not supported yet: use time:day")
 	}
 	var fdim string
 	var fvals []string

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS released (
 	PRIMARY KEY (site, period, dim, metric, start, value)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS release_runs (
 	site TEXT NOT NULL, period TEXT NOT NULL, start INTEGER NOT NULL, released_at INTEGER NOT NULL,
-	rho REAL NOT NULL, partitions INTEGER NOT NULL,
+	partitions INTEGER NOT NULL,
 	PRIMARY KEY (site, period, start)) WITHOUT ROWID;`
 
 // Budgets gives a site's budget (sites may configure their own).
@@ -407,8 +407,10 @@ func (r *Releaser) write(ctx context.Context, site, period string, start time.Ti
 			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO release_runs (site, period, start, released_at, rho, partitions) VALUES (?,?,?,?,?,?)`,
-		site, period, start.Unix(), r.cfg.Now().Unix(), 0.0, len(rows)); err != nil {
+	// What a release cost is in the ledger (one charge per day covers its
+	// hours); the run records only that the period was published.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO release_runs (site, period, start, released_at, partitions) VALUES (?,?,?,?,?)`,
+		site, period, start.Unix(), r.cfg.Now().Unix(), len(rows)); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
