@@ -5,9 +5,9 @@
 // Each site has its own stream, VEIL_EV_<site>, whose MaxAge is the site's
 // retention, so expired events are removed from disk by JetStream itself.
 // Subjects are veil.ev.<site>.a for cookieless (visitor-day) events and
-// veil.ev.<site>.u.<h> for events of declared users, where h is the first hex
-// digit of the user pseudonym: erasing one user only has to rewrite messages
-// of one bucket, never the whole stream.
+// veil.ev.<site>.u.<pseudonym> for events of a declared user, one subject per
+// user pseudonym: erasing or exporting a user touches only that user's
+// messages, never the rest of the stream (and a message never mixes users).
 package eventlog
 
 import (
@@ -161,14 +161,17 @@ func StreamName(siteID string) string { return "VEIL_EV_" + siteID }
 // SubjectPrefix is the subject prefix of all of a site's events.
 func SubjectPrefix(siteID string) string { return "veil.ev." + siteID + "." }
 
-const hexDigits = "0123456789abcdef"
-
 // Subject is the subject an event is stored under.
 func Subject(siteID string, e *event.Event) string {
 	if e.Unit == event.UnitUser {
-		return SubjectPrefix(siteID) + "u." + string(hexDigits[e.Pseudonym[0]>>4])
+		return UserSubject(siteID, e.Pseudonym)
 	}
 	return SubjectPrefix(siteID) + "a"
+}
+
+// UserSubject is the subject of one declared user's events.
+func UserSubject(siteID string, p event.Pseudonym) string {
+	return SubjectPrefix(siteID) + "u." + p.String()
 }
 
 // EnsureSite creates or updates the stream of a site so that its retention

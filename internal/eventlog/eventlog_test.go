@@ -110,10 +110,9 @@ func TestAppendScanAndRestart(t *testing.T) {
 	}
 }
 
-func TestSubjectsSeparateUsersIntoBuckets(t *testing.T) {
+func TestSubjectsSeparateUsers(t *testing.T) {
 	u := ev("s1", "/", event.UnitUser)
-	u.Pseudonym[0] = 0xa7
-	if got := Subject("s1", &u); got != "veil.ev.s1.u.a" {
+	if got := Subject("s1", &u); got != "veil.ev.s1.u."+u.Pseudonym.String() {
 		t.Errorf("user subject = %s", got)
 	}
 	v := ev("s1", "/", event.UnitVisitorDay)
@@ -212,5 +211,20 @@ func TestExternalNATS(t *testing.T) {
 	appendConcurrently(t, l, id, 200)
 	if n, _ := count(t, l, id); n != 200 {
 		t.Fatalf("scanned %d events from external NATS, want 200", n)
+	}
+	// Per-user export and erasure work on the older server too.
+	u := ev(id, "/u", event.UnitUser)
+	if err := l.Append(ctx, id, []event.Event{u, u}); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	if err := l.UserEvents(ctx, id, u.Pseudonym, func(event.Event) error { got++; return nil }); err != nil || got != 2 {
+		t.Fatalf("user export on external NATS: %d, %v", got, err)
+	}
+	if n, err := l.EraseUser(ctx, id, u.Pseudonym); err != nil || n != 2 {
+		t.Fatalf("user erasure on external NATS: %d, %v", n, err)
+	}
+	if n, _ := count(t, l, id); n != 200 {
+		t.Fatalf("%d events after erasing one user, want 200", n)
 	}
 }

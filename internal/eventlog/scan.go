@@ -14,11 +14,8 @@ import (
 // Scan calls fn for every message stored for a site at the time of the call,
 // in log order, with the message's stream sequence and decoded events.
 func (l *Log) Scan(ctx context.Context, siteID string, fn func(seq uint64, evs []event.Event) error) error {
-	stream, err := l.js.Stream(ctx, StreamName(siteID))
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil
-	}
-	if err != nil {
+	stream, err := l.stream(ctx, siteID)
+	if err != nil || stream == nil {
 		return err
 	}
 	info, err := stream.Info(ctx)
@@ -52,7 +49,9 @@ func (l *Log) Scan(ctx context.Context, siteID string, fn func(seq uint64, evs [
 			if err := fn(md.Sequence.Stream, evs); err != nil {
 				return err
 			}
-			if md.Sequence.Stream >= last {
+			// Deleted messages leave gaps, so the stream's last message
+			// may be gone: nothing pending also ends the scan.
+			if md.Sequence.Stream >= last || md.NumPending == 0 {
 				return nil
 			}
 		}
@@ -60,14 +59,8 @@ func (l *Log) Scan(ctx context.Context, siteID string, fn func(seq uint64, evs [
 			return err
 		}
 		if n == 0 {
-			// Messages up to last may have expired meanwhile.
-			info, err := stream.Info(ctx)
-			if err != nil {
-				return err
-			}
-			if info.State.Msgs == 0 || info.State.FirstSeq > last {
-				return nil
-			}
+			// Messages up to last expired or were deleted meanwhile.
+			return nil
 		}
 		if err := ctx.Err(); err != nil {
 			return err

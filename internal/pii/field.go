@@ -1,7 +1,5 @@
 package pii
 
-import "math"
-
 // Field-name classification.
 //
 // A name is split into lower-case words on '-', '_', '.', spaces, digits,
@@ -166,73 +164,4 @@ const (
 // "IP-Address", "dob") into the kind of personal data it is likely to carry,
 // with a score; ok=false when the name suggests none. It is case-insensitive
 // and looks at the first 96 bytes only.
-func FieldName(name string) (Finding, bool) {
-	var buf [maxFieldBytes]byte
-	var start [maxFieldWords + 1]int // word k is buf[start[k]:start[k+1]]
-	n, nw := 0, 0
-	inWord := false
-	for i := 0; i < len(name) && i < maxFieldBytes; i++ {
-		c := name[i]
-		sep := !isLetter(c) && c < 0x80
-		// camelCase: split before an upper-case letter that follows a lower
-		// one ("userEmail") or that starts a word after an acronym
-		// ("IPAddress" -> ip, address).
-		if !sep && inWord && isUpper(c) && i > 0 {
-			p := name[i-1]
-			if isLower(p) || (isUpper(p) && i+1 < len(name) && isLower(name[i+1])) {
-				inWord = false
-			}
-		}
-		if sep {
-			inWord = false
-			continue
-		}
-		if !inWord {
-			if nw == maxFieldWords {
-				break
-			}
-			start[nw] = n
-			nw++
-			inWord = true
-		}
-		if isUpper(c) {
-			c += 'a' - 'A'
-		}
-		buf[n] = c
-		n++
-	}
-	start[nw] = n
-	if nw == 0 {
-		return Finding{}, false
-	}
-
-	// Longest dictionary hit over contiguous word runs.
-	var best fieldRule
-	bestLen, bi, bj := 0, 0, 0
-	for i := 0; i < nw; i++ {
-		for j := i + 1; j <= nw; j++ {
-			l := start[j] - start[i]
-			if l < bestLen {
-				continue
-			}
-			r, ok := fieldDict[string(buf[start[i]:start[j]])]
-			if !ok || (r.wholeOnly && (i != 0 || j != nw)) {
-				continue
-			}
-			if l > bestLen || r.score > best.score {
-				best, bestLen, bi, bj = r, l, i, j
-			}
-		}
-	}
-	if bestLen == 0 || best.kind == veto {
-		return Finding{}, false
-	}
-	score := best.score
-	for k := 0; k < nw; k++ {
-		if (k < bi || k >= bj) && fieldMeta[string(buf[start[k]:start[k+1]])] {
-			score = math.Round(score*40) / 100 // x0.4, kept to two decimals
-			break
-		}
-	}
-	return Finding{Kind: best.kind, Score: score}, true
-}
+func FieldName(name string) (Finding, bool) { return classifyWords(name, fieldDict) }

@@ -119,31 +119,28 @@ func (sc *scores) add(k int, v float64) {
 func Scan(s string) []Finding {
 	var sc scores
 	detect(s, &sc)
-	n := 0
-	for _, v := range sc {
-		if v > 0 {
-			n++
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	out := make([]Finding, 0, n)
+	var out []Finding
 	for k, v := range sc {
-		if v <= 0 {
-			continue
+		if v > 0 {
+			out = insertByScore(out, Finding{Kind: kindOf[k], Score: v})
 		}
-		f := Finding{Kind: kindOf[k], Score: v}
-		// Insertion sort: at most numKinds elements, and stable so equal
-		// scores keep kind order.
-		i := len(out)
-		out = append(out, f)
-		for i > 0 && out[i-1].Score < v {
-			out[i] = out[i-1]
-			i--
-		}
-		out[i] = f
 	}
+	if n, ok := National(s); ok {
+		out = insertByScore(out, n)
+	}
+	return out
+}
+
+// insertByScore inserts f into out, highest score first; equal scores keep
+// the order they were inserted in.
+func insertByScore(out []Finding, f Finding) []Finding {
+	i := len(out)
+	out = append(out, f)
+	for i > 0 && out[i-1].Score < f.Score {
+		out[i] = out[i-1]
+		i--
+	}
+	out[i] = f
 	return out
 }
 
@@ -158,10 +155,16 @@ func Best(s string) (Finding, bool) {
 			best = k
 		}
 	}
-	if best < 0 {
-		return Finding{}, false
+	f, ok := Finding{}, false
+	if best >= 0 {
+		f, ok = Finding{Kind: kindOf[best], Score: sc[best]}, true
 	}
-	return Finding{Kind: kindOf[best], Score: sc[best]}, true
+	// National identifiers with a checksum (Spanish DNI/NIE, French NIR,
+	// Aadhaar) are recognized separately.
+	if n, nok := National(s); nok && (!ok || n.Score > f.Score) {
+		f, ok = n, true
+	}
+	return f, ok
 }
 
 // Byte classes for the pre-check scan.

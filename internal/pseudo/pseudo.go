@@ -1,10 +1,15 @@
 // Package pseudo turns identifiers into keyed pseudonyms at the edge.
 //
 // Cookieless visitors: HMAC-SHA256 over (site, IP, user agent) under a random
-// salt of the UTC day. Salts live only in the state store, are created on
-// first use each day and destroyed 48 hours after their day began, after
-// which nobody — including Veil's operator — can recompute the pseudonyms.
-// Declared user ids: HMAC-SHA256 under a long-lived random key per site.
+// salt of the UTC day. Salts live only in the state store, encrypted under
+// the "salt" keyset, are created on first use each day and destroyed 48
+// hours after their day began, after which nobody — including Veil's
+// operator — can recompute the pseudonyms.
+// Declared user ids and event ids: the Tink HMAC-SHA256 PRF of the
+// "pseudonym" keyset. A user pseudonym carries the id of the key that made
+// it as its version, so a key rotation is visible in the data (new
+// pseudonyms, new version) and every older version stays computable for
+// data subject requests.
 package pseudo
 
 import (
@@ -19,25 +24,26 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tink-crypto/tink-go/v2/tink"
+
 	"github.com/veil-analytics/veil/internal/event"
+	"github.com/veil-analytics/veil/internal/keys"
 	"github.com/veil-analytics/veil/internal/store"
 )
 
 // SaltLifetime is how long after its day begins a salt is destroyed.
 const SaltLifetime = 48 * time.Hour
 
-// UserKeyVersion is the version of per-site user keys; it changes when keys
-// are rotated so rotated pseudonyms are distinguishable.
-const UserKeyVersion = 1
-
 // Pseudonymizer computes pseudonyms. It is safe for concurrent use.
 type Pseudonymizer struct {
-	store store.Store
-	now   func() time.Time
+	store    store.Store
+	prf      *keys.Pseudonymizer
+	versions func() []uint32 // ids of the pseudonym keys
+	saltAEAD tink.AEAD
+	now      func() time.Time
 
 	mu    sync.Mutex
 	salts map[string]*keyed // by day
-	keys  map[string]*keyed // by key name
 }
 
 // keyed pools HMAC states for one key, avoiding a key schedule per event.
@@ -67,9 +73,26 @@ func (k *keyed) sum(parts ...[]byte) event.Pseudonym {
 	return p
 }
 
-// New returns a Pseudonymizer backed by st; now is the clock.
-func New(st store.Store, now func() time.Time) *Pseudonymizer {
-	return &Pseudonymizer{store: st, now: now, salts: map[string]*keyed{}, keys: map[string]*keyed{}}
+// New returns a Pseudonymizer backed by st and the keysets of ring; now is
+// the clock.
+func New(st store.Store, ring *keys.Ring, now func() time.Time) (*Pseudonymizer, error) {
+	prf, err := ring.PRF()
+	if err != nil {
+		return nil, err
+	}
+	saltAEAD, err := ring.AEAD(keys.Salt)
+	if err != nil {
+		return nil, err
+	}
+	versions := func() []uint32 {
+		for _, ks := range ring.Status() {
+			if ks.Name == keys.Pseudonym {
+				return ks.KeyIDs
+			}
+		}
+		return nil
+	}
+	return &Pseudonymizer{store: st, prf: prf, versions: versions, saltAEAD: saltAEAD, now: now, salts: map[string]*keyed{}}, nil
 }
 
 // Day formats the UTC day of t as YYYY-MM-DD.
@@ -111,10 +134,17 @@ func (p *Pseudonymizer) salt(ctx context.Context, t time.Time) (*keyed, error) {
 		// recreates a destroyed day on disk.
 		key = randomKey()
 	} else {
-		var err error
-		key, err = p.store.Salt(ctx, day, randomKey())
+		ad := []byte("veil.salt." + day)
+		fresh, err := p.saltAEAD.Encrypt(randomKey(), ad)
 		if err != nil {
 			return nil, fmt.Errorf("salt: %w", err)
+		}
+		stored, err := p.store.Salt(ctx, day, fresh)
+		if err != nil {
+			return nil, fmt.Errorf("salt: %w", err)
+		}
+		if key, err = p.saltAEAD.Decrypt(stored, ad); err != nil {
+			return nil, fmt.Errorf("salt of %s cannot be decrypted with the salt keyset: %w", day, err)
 		}
 	}
 	p.mu.Lock()
@@ -124,27 +154,6 @@ func (p *Pseudonymizer) salt(ctx context.Context, t time.Time) (*keyed, error) {
 	}
 	k = newKeyed(key)
 	p.salts[day] = k
-	return k, nil
-}
-
-func (p *Pseudonymizer) key(ctx context.Context, name string) (*keyed, error) {
-	p.mu.Lock()
-	k := p.keys[name]
-	p.mu.Unlock()
-	if k != nil {
-		return k, nil
-	}
-	key, err := p.store.Key(ctx, name, randomKey())
-	if err != nil {
-		return nil, fmt.Errorf("key: %w", err)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if k := p.keys[name]; k != nil {
-		return k, nil
-	}
-	k = newKeyed(key)
-	p.keys[name] = k
 	return k, nil
 }
 
@@ -158,23 +167,85 @@ func (p *Pseudonymizer) Visitor(ctx context.Context, siteID string, ip netip.Add
 	return k.sum([]byte(siteID), ip16[:], []byte(ua)), DayVersion(t), nil
 }
 
-// User returns the pseudonym of a declared user id.
-func (p *Pseudonymizer) User(ctx context.Context, siteID, userID string) (event.Pseudonym, uint32, error) {
-	k, err := p.key(ctx, "user:"+siteID)
+// prfInput length-prefixes each part so ("ab","c") and ("a","bc") differ.
+func prfInput(parts ...string) []byte {
+	var b []byte
+	for _, s := range parts {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+func pseudonym(out []byte) event.Pseudonym {
+	var p event.Pseudonym
+	copy(p[:], out)
+	return p
+}
+
+// User returns the pseudonym of a declared user id and the version (key id)
+// it was made under.
+func (p *Pseudonymizer) User(_ context.Context, siteID, userID string) (event.Pseudonym, uint32, error) {
+	v, out, err := p.prf.Compute(prfInput("user", siteID, userID), len(event.Pseudonym{}))
 	if err != nil {
 		return event.Pseudonym{}, 0, err
 	}
-	return k.sum([]byte(siteID), []byte(userID)), UserKeyVersion, nil
+	return pseudonym(out), v, nil
+}
+
+// UserPseudonyms returns the pseudonyms userID has had on site under every
+// pseudonym key version, newest key first — what a data subject request
+// must look for.
+func (p *Pseudonymizer) UserPseudonyms(siteID, userID string) ([]event.Pseudonym, error) {
+	in := prfInput("user", siteID, userID)
+	vs := p.versions()
+	out := make([]event.Pseudonym, 0, len(vs))
+	for i := len(vs) - 1; i >= 0; i-- {
+		b, err := p.prf.ComputeVersion(vs[i], in, len(event.Pseudonym{}))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pseudonym(b))
+	}
+	return out, nil
 }
 
 // EventID returns a keyed hash of a client-supplied event id, used for
 // deduplication without storing the id itself.
-func (p *Pseudonymizer) EventID(ctx context.Context, siteID, id string) (event.Pseudonym, error) {
-	k, err := p.key(ctx, "eventid:"+siteID)
+func (p *Pseudonymizer) EventID(_ context.Context, siteID, id string) (event.Pseudonym, error) {
+	_, out, err := p.prf.Compute(prfInput("eventid", siteID, id), len(event.Pseudonym{}))
 	if err != nil {
 		return event.Pseudonym{}, err
 	}
-	return k.sum([]byte(siteID), []byte(id)), nil
+	return pseudonym(out), nil
+}
+
+// Field returns the keyed pseudonym of a field value declared "hash":
+// "h<version>_<hex>", per site and field, so equal values stay joinable
+// within a site and a key rotation is visible.
+func (p *Pseudonymizer) Field(siteID, field, value string) (string, error) {
+	v, out, err := p.prf.Compute(prfInput("field", siteID, field, value), len(event.Pseudonym{}))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("h%d_%s", v, pseudonym(out)), nil
+}
+
+// Subject returns a keyed reference to a data subject (e.g. "user:<id>")
+// for registers that must find the subject again without storing the id:
+// consent records and DSR requests. It uses the keyset's first key (keys
+// are appended on rotation and never removed), so references stay stable
+// across rotations.
+func (p *Pseudonymizer) Subject(siteID, subject string) (string, error) {
+	vs := p.versions()
+	if len(vs) == 0 {
+		return "", fmt.Errorf("pseudonym keyset is empty")
+	}
+	out, err := p.prf.ComputeVersion(vs[0], prfInput("subject", siteID, subject), len(event.Pseudonym{}))
+	if err != nil {
+		return "", err
+	}
+	return pseudonym(out).String(), nil
 }
 
 // Rotate destroys every salt older than SaltLifetime, in the store and in

@@ -1,6 +1,7 @@
 package pseudo
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veil-analytics/veil/internal/keys"
 	"github.com/veil-analytics/veil/internal/store/sqlitestore"
 )
 
@@ -19,14 +21,30 @@ func (c *clock) add(d time.Duration) { c.set(c.now().Add(d)) }
 
 func setup(t *testing.T) (*Pseudonymizer, *sqlitestore.DB, *clock) {
 	t.Helper()
-	st, err := sqlitestore.Open(filepath.Join(t.TempDir(), "veil.db"))
+	dir := t.TempDir()
+	st, err := sqlitestore.Open(filepath.Join(dir, "veil.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	c := &clock{}
 	c.set(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC))
-	return New(st, c.now), st, c
+	p := newP(t, st, dir)
+	p.now = c.now
+	return p, st, c
+}
+
+func newP(t *testing.T, st *sqlitestore.DB, dir string) *Pseudonymizer {
+	t.Helper()
+	ring, _, err := keys.Open(context.Background(), st.SQL(), "", dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(st, ring, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 var (
@@ -68,6 +86,7 @@ func TestVisitorPseudonymIsPerDayAndSite(t *testing.T) {
 func TestSaltDestroyedAfter48Hours(t *testing.T) {
 	ctx := context.Background()
 	p, st, c := setup(t)
+	p.now = c.now
 	day0 := c.now()
 	first, _, _ := p.Visitor(ctx, "s1", ip, ua, day0)
 
@@ -98,13 +117,19 @@ func TestSaltDestroyedAfter48Hours(t *testing.T) {
 
 func TestUserPseudonym(t *testing.T) {
 	ctx := context.Background()
-	p, st, _ := setup(t)
+	dir := t.TempDir()
+	st, err := sqlitestore.Open(filepath.Join(dir, "veil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := newP(t, st, dir)
 	a, v, err := p.User(ctx, "s1", "user-42")
-	if err != nil || v != UserKeyVersion {
+	if err != nil || v == 0 {
 		t.Fatal(v, err)
 	}
 	// A second process sharing the store derives the same pseudonym.
-	p2 := New(st, time.Now)
+	p2 := newP(t, st, dir)
 	b, _, _ := p2.User(ctx, "s1", "user-42")
 	if a != b {
 		t.Error("user pseudonym not stable across processes")
@@ -114,5 +139,62 @@ func TestUserPseudonym(t *testing.T) {
 	}
 	if d, _, _ := p.User(ctx, "s1", "user-43"); d == a {
 		t.Error("two users share a pseudonym")
+	}
+}
+
+// A key rotation is visible (new version, new pseudonym) and every older
+// pseudonym stays computable for data subject requests; subject references
+// do not change.
+func TestRotationVersionsUserPseudonyms(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlitestore.Open(filepath.Join(dir, "veil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ring, _, err := keys.Open(ctx, st.SQL(), "", dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(st, ring, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, v1, _ := p.User(ctx, "s1", "user-42")
+	ref1, _ := p.Subject("s1", "user:user-42")
+	if _, err := ring.Rotate(ctx, keys.Pseudonym); err != nil {
+		t.Fatal(err)
+	}
+	cur, v2, _ := p.User(ctx, "s1", "user-42")
+	if v2 == v1 || cur == old {
+		t.Fatalf("rotation not visible: v%d %x -> v%d %x", v1, old, v2, cur)
+	}
+	all, err := p.UserPseudonyms("s1", "user-42")
+	if err != nil || len(all) != 2 || all[0] != cur || all[1] != old {
+		t.Fatalf("pseudonyms under all versions: %x, %v", all, err)
+	}
+	if ref2, _ := p.Subject("s1", "user:user-42"); ref2 != ref1 || ref1 == "" {
+		t.Fatalf("subject reference changed with the rotation: %s -> %s", ref1, ref2)
+	}
+}
+
+// Salts are stored encrypted: the raw salt never reaches the database.
+func TestSaltsAreEncryptedAtRest(t *testing.T) {
+	p, st, c := setup(t)
+	p.now = c.now
+	if _, _, err := p.Visitor(context.Background(), "s1", ip, ua, c.now()); err != nil {
+		t.Fatal(err)
+	}
+	var stored []byte
+	if err := st.SQL().QueryRow(`SELECT salt FROM salts WHERE day = '2026-11-22'`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	k := p.salts["2026-11-22"]
+	p.mu.Unlock()
+	raw, err := p.saltAEAD.Decrypt(stored, []byte("veil.salt.2026-11-22"))
+	if err != nil || len(raw) != 32 || bytes.Contains(stored, raw) || k == nil {
+		t.Fatalf("salt not stored encrypted: %v", err)
 	}
 }
