@@ -2,8 +2,9 @@
 # Query benchmark (BENCHMARKS.md): EVENTS events spread over the last 90
 # days for one site, ingested through the real pipeline (native batches with
 # timestamps: the documented bulk path), aggregated, closed and released;
-# then the dashboard query set and an ad hoc query are timed, and the
-# server's RSS is read. Loopback only; stops by itself.
+# then the dashboard query set and an ad hoc query are timed, the server's
+# RSS is read, and the dashboard's first paint is measured in chromium.
+# Loopback only; stops by itself.
 #
 #   scripts/bench-query.sh [events] [iterations]
 set -euo pipefail
@@ -17,7 +18,8 @@ V="$work/veil"; data="$work/data"; url=http://127.0.0.1:9095
 $V site add bench.example --retention 100d --data "$data" >/dev/null
 INGEST=$($V token create --role ingest --data "$data")
 VIEWER=$($V token create --role viewer --data "$data")
-$V serve --data "$data" --addr 127.0.0.1:9095 --close-grace 5s --log-level warn >"$work/serve.log" 2>&1 &
+ANALYST=$($V token create --role analyst --data "$data")
+$V serve --data "$data" --addr 127.0.0.1:9095 --close-grace 5s --log-level warn ${SERVE_FLAGS:-} >"$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -fs $url/readyz >/dev/null && break; sleep 0.2; done
 ADMIN=$($V token create --role admin --data "$data")
@@ -42,6 +44,10 @@ done
 t3=$(date +%s)
 echo "released $days days $((t3-t2)) s later (days close 5 s after their last event, releases run every 30 s)"
 $V load --url $url --mode queries --token "$VIEWER" --site bench.example --iterations "$ITER"
-$V load --url $url --mode adhoc --token "$VIEWER" --site bench.example --iterations 100
+$V load --url $url --mode adhoc --token "$ANALYST" --site bench.example --iterations 100
 echo "server RSS: $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/$pid/status), peak $(awk '/VmHWM/ {print $2/1024 " MiB"}' /proc/$pid/status)"
+if [ -x /usr/bin/chromium ]; then
+  echo "dashboard first paint in chromium, 30-day view (sign-in page as the baseline):"
+  scripts/bench-firstpaint.sh $url "$ADMIN" bench.example "${RUNS:-9}" 30d
+fi
 grep -E "level=(ERROR|WARN)" "$work/serve.log" | head -5 || true

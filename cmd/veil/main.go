@@ -24,10 +24,12 @@ import (
 	"github.com/veil-analytics/veil/internal/aggregate"
 	"github.com/veil-analytics/veil/internal/app"
 	"github.com/veil-analytics/veil/internal/auth"
+	"github.com/veil-analytics/veil/internal/demo"
 	"github.com/veil-analytics/veil/internal/dp"
 	"github.com/veil-analytics/veil/internal/eventlog"
 	"github.com/veil-analytics/veil/internal/ledger"
 	"github.com/veil-analytics/veil/internal/loadgen"
+	"github.com/veil-analytics/veil/internal/policy"
 	"github.com/veil-analytics/veil/internal/query"
 	"github.com/veil-analytics/veil/internal/release"
 	"github.com/veil-analytics/veil/internal/site"
@@ -50,6 +52,12 @@ Usage:
   veil aggregate --nats URL [flags]     run the aggregator as a separate worker
   veil load [flags]                     generate load against a running server
   veil baseline [--addr ADDR]           bare HTTP 202 server, the load benchmark's baseline
+  veil keys list | rotate KEYSET        key-encryption key and keysets (never key material); rotate a keyset
+  veil audit verify [--witness FILE]    recompute the audit log's Merkle tree and check it against your last checkpoint
+  veil audit checkpoint                 print the latest signed checkpoint (keep it to detect rollbacks)
+  veil policy test                      run the Rego unit tests of the built-in and <data>/policies policies
+  veil pii report SITE                  which props carry what kind of personal data (counts only)
+  veil dsr export|erase SITE --user-id ID|--email E --reason R   a data subject request to the running server (privacy-officer token)
 
 Every command takes --data DIR (default ./veil-data, env VEIL_DATA).
 Run "veil COMMAND -h" for a command's flags.
@@ -99,6 +107,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return load(rest, stdout)
 	case cmd == "baseline":
 		return baseline(rest, stderr)
+	case cmd == "keys" && sub != "":
+		return keysCmd(sub, rest[1:], stdout)
+	case cmd == "audit" && sub != "":
+		return auditCmd(sub, rest[1:], stdout)
+	case cmd == "policy" && sub != "":
+		return policyCmd(sub, rest[1:], stdout)
+	case cmd == "dsr" && sub != "":
+		return dsrCmd(sub, rest[1:], stdout)
+	case cmd == "pii" && sub != "":
+		return piiCmd(sub, rest[1:], stdout)
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -178,6 +196,10 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	replicas := fs.Int("replicas", 1, "stream replicas on an external NATS cluster (1 or 3)")
 	grace := fs.Duration("close-grace", time.Hour, "how long after a UTC day ends (and its last event arrived) the day is closed and released")
 	noAgg := fs.Bool("no-aggregate", false, "do not aggregate in this process (run `veil aggregate` workers instead)")
+	kek := fs.String("kek", env("kek", ""), "key-encryption key URI protecting every keyset: local://PATH (default <data>/kek.json, created on first start), hcvault://HOST/transit/keys/NAME (VAULT_TOKEN, VAULT_ADDR), aws-kms://ARN or gcp-kms://projects/... (env VEIL_KEK)")
+	lineageTo := fs.String("lineage", env("lineage", ""), "emit OpenLineage run events to file:PATH or an http(s) URL (e.g. Marquez's /api/v1/lineage); empty: none (env VEIL_LINEAGE)")
+	secureCookies := fs.Bool("secure-cookies", env("secure_cookies", "") == "1", "mark dashboard session cookies Secure and send HSTS; set when Veil is reached over HTTPS (env VEIL_SECURE_COOKIES=1)")
+	demoMode := fs.Bool("demo", env("demo", "") == "1", "register the demo site "+demo.Domain+", backfill 30 days of synthetic traffic and keep feeding it; closes days 15s after their last event unless --close-grace is given (env VEIL_DEMO=1)")
 	level := fs.String("log-level", env("log_level", "info"), "log level: debug, info, warn, error (env VEIL_LOG_LEVEL)")
 	format := fs.String("log-format", env("log_format", "text"), "log format: text or json (env VEIL_LOG_FORMAT)")
 	memLimit := fs.Int64("memory-limit", 160, "soft limit for the Go heap in MiB (0: none); GOMEMLIMIT overrides it")
@@ -201,6 +223,11 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *demoMode && !flagSet(fs, "close-grace") {
+		// The backfill's days have just arrived; close them within a
+		// few seconds so the demo's past days are released right away.
+		*grace = 15 * time.Second
+	}
 	if *sync != "always" && *sync != "interval" {
 		return fmt.Errorf("--sync %q: want always or interval", *sync)
 	}
@@ -216,7 +243,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	a, err := app.Open(ctx, app.Config{
 		Addr: *addr, DataDir: *data, NATSURL: *natsURL, TrustedProxies: proxies, ForwardedHeader: *fwdHeader, GeoIPPath: *geoip,
-		SyncAlways: *sync == "always", SyncInterval: *syncEvery, Replicas: *replicas, NoAggregate: *noAgg, CloseGrace: *grace,
+		SyncAlways: *sync == "always", SyncInterval: *syncEvery, Replicas: *replicas, NoAggregate: *noAgg, CloseGrace: *grace, Demo: *demoMode, SecureCookies: *secureCookies, KEKURI: *kek, Lineage: *lineageTo,
 	}, logger)
 	if err != nil {
 		ln.Close()
@@ -229,6 +256,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	url := dashboardURL(ln.Addr())
 	fmt.Fprintf(stdout, "Veil is listening on %s\n", url)
+	if *demoMode {
+		fmt.Fprintf(stdout, "Demo site: %sapp/ (%s; past days appear within a minute)\n", url, demo.Domain)
+	}
 	if secret != "" {
 		fmt.Fprintf(stdout, "\nAn admin API token was created. It is shown only this once; keep it safe:\n\n    %s\n\n", secret)
 	}
@@ -483,7 +513,7 @@ func aggregateCmd(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer lg.Close()
-	agg, err := aggregate.New(aggregate.Config{JS: lg.JetStream(), DB: st.SQL(), Store: st, Logger: logger})
+	agg, err := aggregate.New(aggregate.Config{JS: lg.JetStream(), DB: st.SQL(), Store: st, Logger: logger, CapsFor: site.CapsOf})
 	if err != nil {
 		return err
 	}
@@ -509,7 +539,26 @@ func withQuery(dataDir string, f func(st *sqlitestore.DB, led *ledger.Ledger, e 
 	if _, err := release.New(release.Config{DB: st.SQL(), Store: st, Ledger: led, Logger: slog.Default()}); err != nil {
 		return err
 	}
-	return f(st, led, app.NewQueryEngine(st, led, time.Now))
+	pol, err := policy.New(app.PolicyDir(dataDir), nil, nil)
+	if err != nil {
+		return err
+	}
+	e := app.NewQueryEngine(st, led, time.Now)
+	e.Policy = releasedOnly{pol}
+	return f(st, led, e)
+}
+
+// releasedOnly is the query policy of the CLI: it has no audit log (the
+// server holds it), so it answers from releases only; ad hoc queries go
+// through the server's API, where they are audited.
+type releasedOnly struct{ query.Decider }
+
+func (p releasedOnly) Decide(ctx context.Context, in policy.Input) (policy.Decision, error) {
+	if in.Query.Tier != policy.TierReleased {
+		return policy.Decision{Deny: []policy.Denial{{Rule: "cli_released_only",
+			Message: "the CLI answers from releases only; send ad hoc queries to the server's API (POST /api/v2/query), where they are audited"}}}, nil
+	}
+	return p.Decider.Decide(ctx, in)
 }
 
 func queryCmd(args []string, stdout io.Writer) error {
@@ -641,4 +690,11 @@ func releasesCmd(args []string, stdout io.Writer) error {
 		}
 		return tw.Flush()
 	})
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

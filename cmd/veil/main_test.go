@@ -154,6 +154,40 @@ read:
 	if out, err := exec.Command(bin, "query", "--site", "nope.example", "--json", `{"metrics":["visitors"],"date_range":"7d"}`, "--data", data).CombinedOutput(); err == nil {
 		t.Fatalf("query of an unknown site succeeded: %s", out)
 	}
+	// Ad hoc queries are the server's: the CLI cannot audit them.
+	if out, err := exec.Command(bin, "query", "--site", "example.com", "--json", `{"metrics":["visitors"],"date_range":"7d","filters":[["is","visit:country",["DE"]]],"privacy":{"purpose":"analytics"}}`, "--data", data).CombinedOutput(); err == nil || !strings.Contains(string(out), "cli_released_only") {
+		t.Fatalf("CLI ad hoc query: %v %s", err, out)
+	}
+
+	// Governance CLI: keys, audit, policies.
+	if out := cli("keys", "list"); !strings.Contains(out, "kek.json") || !strings.Contains(out, "pseudonym") || !strings.Contains(out, "vault") {
+		t.Fatalf("veil keys list: %s", out)
+	}
+	if out := cli("keys", "rotate", "pseudonym"); !strings.Contains(out, "new primary key") {
+		t.Fatalf("veil keys rotate: %s", out)
+	}
+	if out, err := exec.Command(bin, "keys", "list", "--kek", "local://"+filepath.Join(tmp, "other-kek.json"), "--data", data).CombinedOutput(); err == nil {
+		t.Fatalf("keys opened with a wrong KEK: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "other-kek.json")); err == nil {
+		t.Fatal("a wrong KEK path made a new key file")
+	}
+	if out := cli("audit", "verify"); !strings.Contains(out, "audit log OK") {
+		t.Fatalf("veil audit verify: %s", out)
+	}
+	if out := cli("policy", "test"); !strings.Contains(out, "policy tests passed") {
+		t.Fatalf("veil policy test: %s", out)
+	}
+	// An edited audit entry is detected.
+	entries := filepath.Join(data, "audit", "entries")
+	b, err := os.ReadFile(entries)
+	if err != nil || !bytes.Contains(b, []byte("site.create")) {
+		t.Fatalf("audit entries: %v %s", err, b)
+	}
+	os.WriteFile(entries, bytes.Replace(b, []byte("site.create"), []byte("site.crea7e"), 1), 0o600)
+	if out, err := exec.Command(bin, "audit", "verify", "--data", data).CombinedOutput(); err == nil || !strings.Contains(string(out), "FAILED") {
+		t.Fatalf("tampered audit log verified: %v %s", err, out)
+	}
 }
 
 func freeAddr(t *testing.T) string {

@@ -56,6 +56,11 @@ type Config struct {
 	Registerer   prometheus.Registerer
 	// Consumer names the durable consumer; default ConsumerName.
 	Consumer string
+	// CapsFor returns a site's contribution bounds; nil uses Caps for all.
+	CapsFor func(store.Site) Caps
+	// OnDayClosed, when set, is told about every day the aggregator
+	// closes (lineage reports the day's ingestion and aggregation runs).
+	OnDayClosed func(siteID string, day time.Time)
 }
 
 // Aggregator maintains the rollups.
@@ -80,6 +85,7 @@ type siteAgg struct {
 	mu     sync.Mutex // held while counting, committing or closing days
 	id     string
 	pos    uint64 // last sequence committed
+	caps   Caps
 	units  map[unitKey]*unitState
 	closed map[int32]bool
 	loaded bool
@@ -252,6 +258,14 @@ func (a *Aggregator) site(ctx context.Context, siteID string) (*siteAgg, error) 
 // and a second copy of who contributed what would only be more to erase.
 func (a *Aggregator) load(ctx context.Context, s *siteAgg) error {
 	s.units, s.closed, s.pos = map[unitKey]*unitState{}, map[int32]bool{}, 0
+	s.caps = a.cfg.Caps
+	if a.cfg.CapsFor != nil {
+		st, err := a.cfg.Store.SiteByID(ctx, s.id)
+		if err != nil {
+			return fmt.Errorf("aggregator: site %s: %w", s.id, err)
+		}
+		s.caps = a.cfg.CapsFor(st)
+	}
 	s.pend, s.pendDays, s.pendEvents, s.pendCount, s.pendCorr = newDeltas(), map[int32]*dayStat{}, 0, [3]int{}, 0
 	err := a.cfg.DB.QueryRowContext(ctx, `SELECT seq FROM agg_position WHERE site=?`, s.id).Scan(&s.pos)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -516,7 +530,7 @@ func (a *Aggregator) commit(ctx context.Context, s *siteAgg) error {
 // to d. Anonymous events (no pseudonym links them) are each their own unit.
 func (a *Aggregator) bound(s *siteAgg, e *event.Event, d deltas) int {
 	if e.Unit == event.UnitEvent {
-		if a.cfg.Caps.apply(&unitState{}, e, d) {
+		if s.caps.apply(&unitState{}, e, d) {
 			return countOK
 		}
 		return countCapped
@@ -527,7 +541,7 @@ func (a *Aggregator) bound(s *siteAgg, e *event.Event, d deltas) int {
 		u = &unitState{}
 		s.units[k] = u
 	}
-	if !a.cfg.Caps.apply(u, e, d) {
+	if !s.caps.apply(u, e, d) {
 		return countCapped
 	}
 	return countOK
@@ -636,6 +650,9 @@ func (a *Aggregator) closeDays(ctx context.Context, s *siteAgg) error {
 		}
 		s.closed[day] = true
 		a.cfg.Logger.Info("aggregator: day closed, bounding state dropped", "site", s.id, "day", time.Unix(int64(day)*86400, 0).UTC().Format(time.DateOnly))
+		if a.cfg.OnDayClosed != nil {
+			a.cfg.OnDayClosed(s.id, time.Unix(int64(day)*86400, 0).UTC())
+		}
 	}
 	return nil
 }

@@ -211,21 +211,9 @@ func TestNoRawIdentifiersReachDiskLogsOrMetrics(t *testing.T) {
 	r.stop() // flush everything to disk
 
 	needles := []string{rawIP, rawUA, "VeilTestMarker", rawUser, rawEmail, rawUserIP, "jane.doe.marker", "secret"}
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range needles {
-			if bytes.Contains(b, []byte(n)) {
-				t.Errorf("%s contains raw %q", p, n)
-			}
-		}
-		return nil
-	})
+	for _, f := range grepDir(t, dir, needles...) {
+		t.Errorf("raw value on disk: %s", f)
+	}
 	for _, n := range needles {
 		if strings.Contains(r.logs.String(), n) {
 			t.Errorf("logs contain raw %q", n)
@@ -558,4 +546,30 @@ func TestGracefulShutdownLosesNothingAcknowledged(t *testing.T) {
 	if got := len(r2.events(t, s.ID)); got < acked {
 		t.Fatalf("%d events acknowledged but %d stored after restart", acked, got)
 	}
+}
+
+// grepDir lists every file under dir holding one of needles, as
+// "path: needle".
+func grepDir(t *testing.T, dir string, needles ...string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, n := range needles {
+			if bytes.Contains(b, []byte(n)) {
+				found = append(found, p+": "+n)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
 }

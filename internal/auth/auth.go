@@ -132,3 +132,19 @@ func Allows(t store.Token, roles ...store.Role) bool {
 func CoversSite(t store.Token, siteID string) bool {
 	return len(t.Sites) == 0 || slices.Contains(t.Sites, siteID)
 }
+
+type ctxKey struct{}
+
+// WithToken returns ctx carrying tok as already authenticated. The web UI
+// uses it after checking a session cookie and CSRF token, so its requests
+// pass through the same API handlers and role checks as bearer requests.
+// Clients cannot set context values, so this cannot be forged over HTTP.
+func WithToken(ctx context.Context, tok store.Token) context.Context {
+	return context.WithValue(ctx, ctxKey{}, tok)
+}
+
+// FromContext returns the token WithToken stored in ctx.
+func FromContext(ctx context.Context) (store.Token, bool) {
+	tok, ok := ctx.Value(ctxKey{}).(store.Token)
+	return tok, ok
+}

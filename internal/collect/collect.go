@@ -60,6 +60,20 @@ type Config struct {
 	PIIThreshold float64
 	// DedupeWindow is how long an event id is remembered.
 	DedupeWindow time.Duration
+	// Vault tokenizes fields declared "tokenize"; nil refuses them.
+	Vault Tokenizer
+	// Consent says whether a declared user allows analytics; nil allows.
+	Consent ConsentChecker
+	// PIIReport counts what kinds of personal data each prop carries, for
+	// the site owner's PII report (counts only, never values).
+	PIIReport interface {
+		Observe(siteID, field string, findings ...pii.Finding)
+	}
+}
+
+// ConsentChecker is the consent registry as ingestion sees it.
+type ConsentChecker interface {
+	AllowedUser(ctx context.Context, site store.Site, userID, purpose string) (bool, error)
 }
 
 // Collector processes events.
@@ -108,11 +122,15 @@ type Input struct {
 	EngagedMS   int64
 	Time        time.Time // zero: now
 	EventID     string
-	UserID      string
-	IP          netip.Addr
-	UA          string
-	HasClient   bool // IP and UA describe the end user (not a server)
-	Consent     *bool
+	// Applied collects what ingestion did with each prop (output).
+	Applied []Applied
+	// scans holds pii.Best of each prop value, computed once.
+	scans     []valueScan
+	UserID    string
+	IP        netip.Addr
+	UA        string
+	HasClient bool // IP and UA describe the end user (not a server)
+	Consent   *bool
 }
 
 // Prop is a raw custom property.
@@ -234,7 +252,21 @@ func (c *Collector) Process(ctx context.Context, site store.Site, in *Input) (ev
 			return ev, "", bad("invalid_prop", "props", "a prop value is longer than %d bytes", lim.MaxPropValLen)
 		}
 	}
-	ev.Props = c.redactProps(in.Props)
+	in.scans = make([]valueScan, len(in.Props))
+	for i, p := range in.Props {
+		in.scans[i].f, in.scans[i].ok = pii.Best(p.Value)
+		if c.cfg.PIIReport == nil {
+			continue
+		}
+		if in.scans[i].ok {
+			c.cfg.PIIReport.Observe(site.ID, p.Key, in.scans[i].f)
+		} else {
+			c.cfg.PIIReport.Observe(site.ID, p.Key)
+		}
+	}
+	if err := checkFields(site, in); err != nil {
+		return ev, "", err
+	}
 
 	if in.ScrollDepth >= 0 {
 		if in.ScrollDepth > 100 {
@@ -272,6 +304,16 @@ func (c *Collector) Process(ctx context.Context, site store.Site, in *Input) (ev
 		if len(in.UserID) > 256 || !utf8.ValidString(in.UserID) {
 			return ev, "", bad("invalid_field", "user_id", "user_id must be valid UTF-8 of at most 256 bytes")
 		}
+		if c.cfg.Consent != nil {
+			// A user who withdrew analytics consent is not collected.
+			ok, err := c.cfg.Consent.AllowedUser(ctx, site, in.UserID, store.PurposeAnalytics)
+			if err != nil {
+				return ev, "", err
+			}
+			if !ok {
+				return event.Event{}, DropConsent, nil
+			}
+		}
 		ev.Unit = event.UnitUser
 		ev.Pseudonym, ev.KeyVersion, err = c.cfg.Pseudo.User(ctx, site.ID, in.UserID)
 	case in.HasClient && in.IP.IsValid():
@@ -294,6 +336,9 @@ func (c *Collector) Process(ctx context.Context, site store.Site, in *Input) (ev
 			return ev, "", err
 		}
 		ev.HasID = true
+	}
+	if ev.Props, err = c.applyFields(ctx, site, in); err != nil {
+		return ev, "", err
 	}
 	return ev, "", nil
 }
@@ -332,20 +377,27 @@ func (c *Collector) redactPath(p string) string {
 // redactProps keeps props whose values do not look like personal data;
 // personal data in a value is replaced by a marker naming its kind, and a
 // prop whose key itself looks like personal data is dropped.
-func (c *Collector) redactProps(in []Prop) []event.Prop {
-	if len(in) == 0 {
+func (c *Collector) redactProps(site store.Site, in *Input) []event.Prop {
+	if len(in.Props) == 0 {
 		return nil
 	}
-	out := make([]event.Prop, 0, len(in))
-	for _, p := range in {
+	out := make([]event.Prop, 0, len(in.Props))
+	for i, p := range in.Props {
+		if !site.PropAllowed(p.Key) {
+			c.cfg.Metrics.PropsDropped.Inc()
+			in.Applied = append(in.Applied, Applied{p.Key, FieldDroppedNotAllowed})
+			continue
+		}
 		if f, ok := pii.Best(p.Key); ok && f.Score >= c.cfg.PIIThreshold {
 			c.cfg.Metrics.Redactions.WithLabelValues(string(f.Kind), "prop_key").Inc()
+			in.Applied = append(in.Applied, Applied{p.Key, FieldDropped})
 			continue
 		}
 		v := p.Value
-		if f, ok := pii.Best(v); ok && f.Score >= c.cfg.PIIThreshold {
-			c.cfg.Metrics.Redactions.WithLabelValues(string(f.Kind), "prop").Inc()
-			v = "[redacted " + string(f.Kind) + "]"
+		if s := in.scans[i]; s.ok && s.f.Score >= c.cfg.PIIThreshold {
+			c.cfg.Metrics.Redactions.WithLabelValues(string(s.f.Kind), "prop").Inc()
+			v = "[redacted " + string(s.f.Kind) + "]"
+			in.Applied = append(in.Applied, Applied{p.Key, FieldRedacted})
 		}
 		out = append(out, event.Prop{Key: p.Key, Value: v})
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/veil-analytics/veil/internal/event"
 	"github.com/veil-analytics/veil/internal/geo"
+	"github.com/veil-analytics/veil/internal/keys"
 	"github.com/veil-analytics/veil/internal/pseudo"
 	"github.com/veil-analytics/veil/internal/store"
 	"github.com/veil-analytics/veil/internal/store/sqlitestore"
@@ -82,11 +83,20 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	st, err := sqlitestore.Open(filepath.Join(t.TempDir(), "veil.db"))
+	dir := t.TempDir()
+	st, err := sqlitestore.Open(filepath.Join(dir, "veil.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	ring, _, err := keys.Open(context.Background(), st.SQL(), "", dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := pseudo.New(st, ring, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e := &env{
 		log: &fakeLog{}, st: st, reg: prometheus.NewRegistry(), clk: newFakeClock(),
 		siteA: store.Site{ID: "sitea", Domain: "example.com", Retention: 30 * 24 * time.Hour},
@@ -102,7 +112,7 @@ func newEnv(t *testing.T) *env {
 	e.c = New(Config{
 		Store:   st,
 		Log:     e.log,
-		Pseudo:  pseudo.New(st, e.clk.Now),
+		Pseudo:  ps,
 		Geo:     geo.None{},
 		Metrics: e.m,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -545,7 +555,7 @@ func TestProcessUserUnit(t *testing.T) {
 		return e.process(t, site, in)
 	}
 	a := user(e.siteA, "u-42", false)
-	if a.Unit != event.UnitUser || a.KeyVersion != pseudo.UserKeyVersion || a.Pseudonym == (event.Pseudonym{}) {
+	if a.Unit != event.UnitUser || a.KeyVersion == 0 || a.Pseudonym == (event.Pseudonym{}) {
 		t.Fatalf("Unit=%v KeyVersion=%d Pseudonym=%v", a.Unit, a.KeyVersion, a.Pseudonym)
 	}
 	if user(e.siteA, "u-42", false).Pseudonym != a.Pseudonym {

@@ -203,6 +203,9 @@ type BatchResult struct {
 	Duplicates int             `json:"duplicates"`
 	Dropped    int             `json:"dropped"`
 	Rejected   []RejectedEvent `json:"rejected"`
+	// Fields says what was done with each prop name in the accepted
+	// events, under the site's field policy (e.g. "tokenized").
+	Fields map[string]string `json:"fields,omitempty"`
 }
 
 // RejectedEvent names one event of a batch that was not accepted and why.
@@ -264,6 +267,12 @@ func (c *Collector) HandleBatchLimits(tok store.Token, lim BatchLimits, w http.R
 			c.cfg.Metrics.Dropped.WithLabelValues(drop).Inc()
 			res.Dropped++
 			continue
+		}
+		for _, a := range it.in.Applied {
+			if res.Fields == nil {
+				res.Fields = map[string]string{}
+			}
+			res.Fields[a.Field] = a.Action
 		}
 		g, ok := bySite[site]
 		if !ok {

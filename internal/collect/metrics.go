@@ -12,7 +12,10 @@ type Metrics struct {
 	Rejected   *prometheus.CounterVec
 	Dropped    *prometheus.CounterVec
 	Redactions *prometheus.CounterVec
-	AppendTime prometheus.Histogram
+	// PropsDropped counts props dropped because the site does not allow
+	// their name.
+	PropsDropped prometheus.Counter
+	AppendTime   prometheus.Histogram
 }
 
 // NewMetrics registers the collector metrics with reg.
@@ -28,11 +31,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "veil_events_dropped_total", Help: "Events answered as accepted but deliberately not stored: bot, gpc (Global Privacy Control), consent, duplicate."}, []string{"reason"}),
 		Redactions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "veil_pii_redactions_total", Help: "Values redacted at the edge because they looked like personal data, by kind and where they were found."}, []string{"kind", "where"}),
+		PropsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "veil_props_dropped_total", Help: "Custom-event props dropped because the site's allowed props do not name them."}),
 		AppendTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "veil_log_append_duration_seconds", Help: "Time from handing events to the event log until they are acknowledged as stored.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 	}
-	reg.MustRegister(m.Received, m.Accepted, m.Rejected, m.Dropped, m.Redactions, m.AppendTime)
+	reg.MustRegister(m.Received, m.Accepted, m.Rejected, m.Dropped, m.Redactions, m.PropsDropped, m.AppendTime)
 	// Pre-create the common series so dashboards show zeros, not gaps.
 	for _, r := range []string{"bot", "gpc", "consent", "duplicate"} {
 		m.Dropped.WithLabelValues(r)

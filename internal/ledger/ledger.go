@@ -196,7 +196,8 @@ func prepare(c Charge) ([]line, error) {
 	return out, nil
 }
 
-func fits(spent, rho, budget float64) bool {
+// Fits reports whether charging rho on top of spent stays within budget.
+func Fits(spent, rho, budget float64) bool {
 	return spent+rho <= budget*(1+RelTolerance)
 }
 
@@ -334,7 +335,7 @@ func (l *Ledger) charge(ctx context.Context, c Charge, lines []line) (Receipt, e
 		if err != nil {
 			return Receipt{}, err
 		}
-		if !fits(s, ln.rho, ln.budget) {
+		if !Fits(s, ln.rho, ln.budget) {
 			return Receipt{}, &ExceededError{Key: ln.key, Requested: ln.rho, Remaining: remaining(s, ln.budget)}
 		}
 		spent[i] = s

@@ -537,6 +537,10 @@ func TestSpentIsAppendOnly(t *testing.T) {
 func TestOpenIsIdempotentAndConcurrent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "veil.db")
 	dbs := []*sql.DB{openStore(t, path), openRaw(t, path), openRaw(t, path)}
+	var storeVersion int
+	if err := dbs[0].QueryRow(`PRAGMA user_version`).Scan(&storeVersion); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for _, db := range dbs {
 		wg.Go(func() {
@@ -553,7 +557,7 @@ func TestOpenIsIdempotentAndConcurrent(t *testing.T) {
 		t.Fatalf("version %d, %v", v, err)
 	}
 	// The state store's own schema version is untouched.
-	if err := dbs[0].QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 1 {
+	if err := dbs[0].QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != storeVersion {
 		t.Fatalf("user_version %d, %v", v, err)
 	}
 	if _, err := dbs[0].Exec(`UPDATE ledger_schema SET version = 99`); err != nil {

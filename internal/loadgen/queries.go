@@ -66,7 +66,7 @@ func RunQueries(ctx context.Context, cfg QueryConfig) ([]QueryResult, error) {
 		for i := range cfg.Iterations {
 			body := queries[name]
 			if cfg.AdHoc {
-				body = fmt.Sprintf(`{"site_id":%q,"metrics":["visitors","pageviews"],"date_range":"30d","dimensions":["event:page"],"filters":[["is","visit:country",["US"]]],"privacy":{"epsilon":%.6f}}`,
+				body = fmt.Sprintf(`{"site_id":%q,"metrics":["visitors","pageviews"],"date_range":"30d","dimensions":["event:page"],"filters":[["is","visit:country",["US"]]],"privacy":{"epsilon":%.6f,"purpose":"analytics"}}`,
 					cfg.Site, 0.01+float64(i)*1e-6)
 			}
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, cfg.URL+"/api/v2/query", bytes.NewReader([]byte(body)))

@@ -17,14 +17,18 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/veil-analytics/veil/internal/aggregate"
+	"github.com/veil-analytics/veil/internal/audit"
 	"github.com/veil-analytics/veil/internal/dp"
 	"github.com/veil-analytics/veil/internal/httpx"
 	"github.com/veil-analytics/veil/internal/ledger"
+	"github.com/veil-analytics/veil/internal/policy"
 	"github.com/veil-analytics/veil/internal/release"
 	"github.com/veil-analytics/veil/internal/statsquery"
 	"github.com/veil-analytics/veil/internal/store"
@@ -35,11 +39,18 @@ const DefaultEpsilon = 0.3
 
 // Engine answers queries.
 type Engine struct {
-	DB      *sql.DB
-	Ledger  *ledger.Ledger
-	Caps    aggregate.Caps
+	DB     *sql.DB
+	Ledger *ledger.Ledger
+	Caps   aggregate.Caps
+	// CapsFor returns a site's contribution bounds; nil uses Caps.
+	CapsFor func(store.Site) aggregate.Caps
 	Budgets release.Budgets
 	Now     func() time.Time
+	// Policy decides every query; nil allows everything.
+	Policy Decider
+	// Audit records policy denials and every charged ad hoc answer; nil
+	// records nothing.
+	Audit audit.Recorder
 }
 
 // Row is one result row: dimension values, then metric values in the order
@@ -71,6 +82,25 @@ type Meta struct {
 	Interval     string      `json:"interval"`
 	Budget       []DayBudget `json:"budget,omitempty"`
 	Notes        []string    `json:"notes,omitempty"`
+	// A preview answers nothing and charges nothing: it says what the
+	// query would cost (EpsilonCost per day or month) and whether a budget
+	// would be exceeded.
+	Preview     bool    `json:"preview,omitempty"`
+	EpsilonCost float64 `json:"epsilon_cost,omitempty"`
+	WouldExceed bool    `json:"would_exceed,omitempty"`
+	// Policy is what the query policy decided and applied.
+	Policy     *PolicyMeta `json:"policy,omitempty"`
+	hiddenRows int
+}
+
+// PolicyMeta reports the query policy's constraints in an answer.
+type PolicyMeta struct {
+	MinCohort            int      `json:"min_cohort"`
+	MaxEpsilonPerQuery   float64  `json:"max_epsilon_per_query"`
+	MaxEpsilonPerRoleDay float64  `json:"max_epsilon_per_role_day"`
+	Purpose              string   `json:"purpose,omitempty"`
+	Reasons              []string `json:"reasons,omitempty"`
+	HiddenRows           int      `json:"hidden_rows,omitempty"`
 }
 
 // Result is the answer in the Stats API v2 shape.
@@ -95,15 +125,38 @@ func baseMetrics(m statsquery.Metric) []string {
 	return []string{string(m)}
 }
 
-// Answer answers q for site on behalf of actor.
-func (e *Engine) Answer(ctx context.Context, site store.Site, actor string, q statsquery.Query) (Result, error) {
+// Answer answers q for site on behalf of tok, as the query policy allows.
+func (e *Engine) Answer(ctx context.Context, site store.Site, tok store.Token, q statsquery.Query) (Result, error) {
 	if q.To.After(e.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)) {
 		return Result{}, badq("date_range", "the range ends in the future")
 	}
+	tier := policy.TierAdHoc
 	if releasable(q) {
-		return e.fromReleases(ctx, site, q)
+		tier = policy.TierReleased
+	} else if _, err := e.planAdHoc(site, q); err != nil {
+		return Result{}, err // a question Veil cannot answer is a 400 whoever asks
 	}
-	return e.adHoc(ctx, site, actor, q)
+	d, err := e.decide(ctx, site, tok, q, tier)
+	if err != nil {
+		return Result{}, err
+	}
+	if d != nil {
+		q.MinCohort = d.MinCohort
+	}
+	var res Result
+	switch {
+	case q.Preview:
+		res, err = e.preview(ctx, site, q)
+	case tier == policy.TierReleased:
+		res, err = e.fromReleases(ctx, site, q)
+	default:
+		res, err = e.adHoc(ctx, site, tok, q, d)
+	}
+	if err == nil && d != nil {
+		res.Meta.Policy = policyMeta(d, q.Purpose)
+		res.Meta.Policy.HiddenRows = res.Meta.hiddenRows
+	}
+	return res, err
 }
 
 // releasable reports whether releases answer q.
@@ -252,7 +305,15 @@ func (e *Engine) fromReleases(ctx context.Context, site store.Site, q statsquery
 				missing = append(missing, d)
 			}
 		}
-		if len(missing) > 0 && dim == "" {
+		ratio := slices.ContainsFunc(q.Metrics, func(m statsquery.Metric) bool {
+			return m == statsquery.BounceRate || m == statsquery.ViewsPerVisit
+		})
+		if ratio && len(missing) > 0 {
+			// Hours carry pageviews but not visits: mixing them in would
+			// skew pageviews per visit, so ratios use released days only.
+			meta.Notes = append(meta.Notes, "ratios (bounce rate, views per visit) use released days only, so days not released yet are left out of this answer")
+		}
+		if len(missing) > 0 && dim == "" && !ratio {
 			// Live data: days not yet released show their released hours
 			// (visitors and pageviews), so today fills in hour by hour.
 			n, err := e.addHours(ctx, site.ID, missing, add, q.TimeDim())
@@ -377,6 +438,18 @@ func finish(res *Result, q statsquery.Query) {
 		}
 		return 0
 	}
+	// The policy's minimum cohort applies to noisy values: hiding rows is
+	// post-processing and costs no privacy.
+	if vi, ok := idx(string(statsquery.Visitors)); ok && q.MinCohort > 0 {
+		kept := res.Results[:0]
+		for _, r := range res.Results {
+			if r.Metrics[vi] >= float64(q.MinCohort) {
+				kept = append(kept, r)
+			}
+		}
+		res.Meta.hiddenRows = len(res.Results) - len(kept)
+		res.Results = kept
+	}
 	orders := q.OrderBy
 	if len(orders) == 0 {
 		if q.TimeDim() != "" {
@@ -418,13 +491,136 @@ func dayList(from, to time.Time) []time.Time {
 }
 
 // adHoc answers with fresh noise and charges the ledger.
-func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q statsquery.Query) (Result, error) {
+// adHocPlan is what an ad hoc query will do and cost, decided before any
+// data is read.
+type adHocPlan struct {
+	key      string // ledger cache key: the question without order and paging
+	fdim     string
+	fvals    []string
+	eps, rho float64
+	lines    []ledger.Line // one per budget the range draws on
+	budget   release.Budget
+	// summed is a filter on a dimension without public values (pages,
+	// sources, ...): the answer sums the matching values of that
+	// dimension's rollup, so it has no breakdown.
+	summed *statsquery.Filter
+}
+
+func (e *Engine) planAdHoc(site store.Site, q statsquery.Query) (adHocPlan, error) {
 	// Sorting and paging do not change the noisy answer: the cache holds
 	// every row, so another page or order of the same question is free and
 	// consistent (and cannot buy a fresh draw to average against).
 	whole := q
 	whole.OrderBy, whole.Limit, whole.Offset = nil, statsquery.MaxLimit, 0
-	key := "q:" + whole.Key()
+	p := adHocPlan{key: "q:" + whole.Key(), budget: e.Budgets(site)}
+	if q.TimeDim() == "time:hour" {
+		return p, badq("dimensions", "hourly answers come from releases (site totals of visitors and pageviews, without filters); other hourly questions are not supported yet: use time:day")
+	}
+	for i, f := range q.Filters {
+		field := fmt.Sprintf("filters[%d]", i)
+		if p.fdim != "" {
+			return p, badq(field, "only one filter is supported yet")
+		}
+		if !contains(aggregate.FilterDims, f.Dim) {
+			if q.BreakdownDim() != "" {
+				return p, badq(field, "a filter on %s answers totals and time series (no breakdown) for now; breakdowns can be filtered on %s", f.Dim, strings.Join(aggregate.FilterDims, ", "))
+			}
+			if strings.HasPrefix(f.Dim, "time:") {
+				return p, badq(field, "use date_range to limit time")
+			}
+			p.fdim, p.summed = f.Dim, &q.Filters[i]
+			continue
+		}
+		vals, err := filterValues(f)
+		if err != nil {
+			return p, badq(field, "%v", err)
+		}
+		p.fdim, p.fvals = f.Dim, vals
+	}
+	if p.fdim != "" && p.fdim == q.BreakdownDim() {
+		return p, badq("filters[0]", "filtering on the breakdown dimension itself is not supported yet")
+	}
+	p.eps = q.Epsilon
+	if p.eps == 0 {
+		p.eps = DefaultEpsilon
+	}
+	var err error
+	if p.rho, err = dp.RhoFromEpsilon(p.eps, dp.DefaultDelta); err != nil {
+		return p, badq("privacy.epsilon", "%v", err)
+	}
+	// Each day for visitor-days, each month for users (a month's days
+	// share one budget).
+	seen := map[string]bool{}
+	for _, d := range dayList(q.From, q.To) {
+		if k := p.budget.AdHocKey(d); !seen[k] {
+			seen[k] = true
+			p.lines = append(p.lines, ledger.Line{Key: k, Rho: p.rho})
+		}
+	}
+	return p, nil
+}
+
+// budgetLeft lists what is left of each budget in lines after spent.
+func budgetLeft(b release.Budget, lines []ledger.Line, spent map[string]float64) []DayBudget {
+	if len(lines) > 31 {
+		return nil
+	}
+	var out []DayBudget
+	for _, l := range lines {
+		left := b.AdHocRho() - spent[l.Key]
+		out = append(out, DayBudget{Day: strings.TrimPrefix(strings.TrimPrefix(l.Key, "adhoc:day:"), "adhoc:period:"),
+			RhoLeft: left, EpsilonLeft: dp.EpsilonFromRho(math.Max(left, 0), dp.DefaultDelta)})
+	}
+	return out
+}
+
+// preview says what answering q would cost, charging nothing.
+func (e *Engine) preview(ctx context.Context, site store.Site, q statsquery.Query) (Result, error) {
+	res := Result{Query: q, Results: []Row{}, Meta: baseMeta(site)}
+	res.Meta.Preview = true
+	if releasable(q) {
+		res.Meta.Source, res.Meta.Cost = "released", "free: post-processing of values already released"
+		return res, nil
+	}
+	p, err := e.planAdHoc(site, q)
+	if err != nil {
+		return Result{}, err
+	}
+	res.Meta.Source = "ad_hoc"
+	if _, ok, err := e.Ledger.Cached(ctx, site.ID, p.key); err != nil {
+		return Result{}, err
+	} else if ok {
+		res.Meta.Cached, res.Meta.Cost = true, "free: identical to an earlier query, answered from the cache"
+		return res, nil
+	}
+	spent, err := e.Ledger.Spent(ctx, site.ID, "adhoc:")
+	if err != nil {
+		return Result{}, err
+	}
+	res.Meta.EpsilonCost = p.eps
+	res.Meta.Cost = costText(site, p, len(dayList(q.From, q.To)))
+	for _, l := range p.lines {
+		if !ledger.Fits(spent[l.Key], l.Rho, p.budget.AdHocRho()) {
+			res.Meta.WouldExceed = true
+		}
+	}
+	res.Meta.Budget = budgetLeft(p.budget, p.lines, spent)
+	return res, nil
+}
+
+func costText(site store.Site, p adHocPlan, days int) string {
+	if site.UserUnit {
+		return fmt.Sprintf("ε = %.3g (ρ = %.3g) charged to the month(s) of the range: a user contributes on every day", p.eps, p.rho)
+	}
+	return fmt.Sprintf("ε = %.3g (ρ = %.3g) charged to each of the %d days in the range", p.eps, p.rho, days)
+}
+
+func (e *Engine) adHoc(ctx context.Context, site store.Site, tok store.Token, q statsquery.Query, d *policy.Decision) (Result, error) {
+	p, err := e.planAdHoc(site, q)
+	if err != nil {
+		return Result{}, err
+	}
+	key := p.key
 	fromCache := func(b []byte) (Result, bool) {
 		var res Result
 		if json.Unmarshal(b, &res) != nil {
@@ -443,32 +639,7 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q sta
 		}
 	}
 	dim := q.BreakdownDim()
-	if q.TimeDim() == "time:hour" {
-		return Result{}, badq("dimensions", "hourly answers come from releases (site totals of visitors and pageviews, without filters); other hourly questions are not supported yet: use time:day")
-	}
-	var fdim string
-	var fvals []string
-	for i, f := range q.Filters {
-		if fdim != "" {
-			return Result{}, badq(fmt.Sprintf("filters[%d]", i), "only one filter is supported yet")
-		}
-		vals, err := filterValues(f)
-		if err != nil {
-			return Result{}, badq(fmt.Sprintf("filters[%d]", i), "%v", err)
-		}
-		fdim, fvals = f.Dim, vals
-	}
-	if fdim != "" && fdim == dim {
-		return Result{}, badq("filters[0]", "filtering on the breakdown dimension itself is not supported yet")
-	}
-	eps := q.Epsilon
-	if eps == 0 {
-		eps = DefaultEpsilon
-	}
-	rho, err := dp.RhoFromEpsilon(eps, dp.DefaultDelta)
-	if err != nil {
-		return Result{}, badq("privacy.epsilon", "%v", err)
-	}
+	fdim, fvals, eps, rho := p.fdim, p.fvals, p.eps, p.rho
 	// Base metrics and their sensitivities; the query's ρ is split evenly
 	// over them (plus selection for open-ended dimensions).
 	var bases []string
@@ -500,17 +671,27 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q sta
 	}
 	mech := map[string]dp.Gaussian{}
 	for _, b := range bases {
-		l0, linf, err := release.Sens(e.Caps, sdim, b)
+		l0, linf, err := release.Sens(e.caps(site), sdim, b)
 		if err != nil {
 			return Result{}, badq("metrics", "%v", err)
 		}
+		if p.summed != nil {
+			if l0, linf, err = summedSens(e.caps(site), *p.summed, b); err != nil {
+				return Result{}, badq("metrics", "%v", err)
+			}
+		}
 		mech[b] = dp.Gaussian{L0: l0 * l0Mul, LInf: linf, Rho: share}
 	}
-	selL0, _, _ := release.Sens(e.Caps, sdim, release.Visitors)
+	selL0, _, _ := release.Sens(e.caps(site), sdim, release.Visitors)
 	selL0 *= l0Mul
 
 	// Exact bounded cells, per (time bucket, value).
-	cells, err := e.exact(ctx, site, q, fdim, fvals)
+	var cells []exactCell
+	if p.summed != nil {
+		cells, err = e.summedCells(ctx, site, q, *p.summed)
+	} else {
+		cells, err = e.exact(ctx, site, q, fdim, fvals)
+	}
 	if err != nil {
 		return Result{}, err
 	}
@@ -518,7 +699,7 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q sta
 	// noisy count of that day's units passes the threshold.
 	groups := map[[2]string]*acc{}
 	var order [][2]string
-	budget := e.Budgets(site)
+	budget := p.budget
 	for _, c := range cells {
 		if open {
 			sel := dp.Selector{L0: selL0, Rho: share, Delta: budget.SelectionDelta}
@@ -550,10 +731,7 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q sta
 	meta := baseMeta(site)
 	meta.Source = "ad_hoc"
 	meta.EpsilonSpent, meta.RhoSpent = eps, rho
-	meta.Cost = fmt.Sprintf("ε = %.3g (ρ = %.3g) charged to each of the %d days in the range", eps, rho, days)
-	if site.UserUnit {
-		meta.Cost = fmt.Sprintf("ε = %.3g (ρ = %.3g) charged to the month(s) of the range: a user contributes on every day", eps, rho)
-	}
+	meta.Cost = costText(site, p, int(days))
 	if open {
 		meta.Notes = append(meta.Notes, "values seen by too few visitors on a day are not included for that day (DP partition selection)")
 	}
@@ -565,21 +743,29 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q sta
 	if err != nil {
 		return Result{}, err
 	}
-	// One line per budget the range draws on: each day for visitor-days,
-	// each month for users (a month's days share one budget).
-	var lines []ledger.Line
-	seen := map[string]bool{}
-	for _, d := range dayList(q.From, q.To) {
-		if k := budget.AdHocKey(d); !seen[k] {
-			seen[k] = true
-			lines = append(lines, ledger.Line{Key: k, Rho: rho})
+	lines, budgetOf := p.lines, release.LedgerBudget(budget)
+	if d != nil {
+		// The role's daily ε limit is charged with the budget, atomically.
+		for _, day := range dayList(q.From, q.To) {
+			lines = append(lines, ledger.Line{Key: roleKey(tok.Role, day), Rho: eps})
+		}
+		budgetOf = func(k string) float64 {
+			if strings.HasPrefix(k, "policy:role:") {
+				return d.MaxEpsilonPerRoleDay
+			}
+			return release.LedgerBudget(budget)(k)
 		}
 	}
 	rc, err := e.Ledger.Commit(ctx, ledger.Charge{
-		SiteID: site.ID, QueryKey: key, Lines: lines, Actor: actor, Purpose: q.Purpose,
-		Kind: ledger.KindQuery, Answer: answer, Budget: release.LedgerBudget(budget),
+		SiteID: site.ID, QueryKey: key, Lines: lines, Actor: tok.ID, Purpose: q.Purpose,
+		Kind: ledger.KindQuery, Answer: answer, Budget: budgetOf,
 	})
 	var ex *ledger.ExceededError
+	if errors.As(err, &ex) && strings.HasPrefix(ex.Key, "policy:role:") {
+		return Result{}, httpx.Errorf(http.StatusForbidden, "policy_denied", "privacy.epsilon",
+			"denied by the query policy (epsilon_exceeds_role_day_max): role %s may spend ε %.3g per day of data on this site; %.3g is left for %s; nothing was charged",
+			tok.Role, d.MaxEpsilonPerRoleDay, ex.Remaining, strings.TrimPrefix(ex.Key, "policy:role:"+string(tok.Role)+":"))
+	}
 	if errors.As(err, &ex) {
 		return Result{}, httpx.Errorf(http.StatusForbidden, "budget_exhausted", "privacy.epsilon",
 			"the ad hoc privacy budget of %s is exhausted: this query needs ρ = %.4g, ρ = %.4g is left (ε ≈ %.3g); nothing was charged. Released numbers stay available for free",
@@ -593,13 +779,16 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, actor string, q sta
 			return cached, nil
 		}
 	}
-	finish(&res, q)
-	if len(lines) <= 31 {
-		for _, l := range lines {
-			left := budget.AdHocRho() - rc.Spent[l.Key]
-			res.Meta.Budget = append(res.Meta.Budget, DayBudget{Day: strings.TrimPrefix(strings.TrimPrefix(l.Key, "adhoc:day:"), "adhoc:period:"), RhoLeft: left, EpsilonLeft: dp.EpsilonFromRho(math.Max(left, 0), dp.DefaultDelta)})
+	if e.Audit != nil && !rc.Cached {
+		// A fresh DP answer is a release: who asked, for what, at what ε.
+		if err := e.Audit.Record(ctx, audit.Entry{Time: e.Now().UTC(), Actor: tok.ID, Action: "dp.release.adhoc", Target: site.ID,
+			Reason: q.Purpose, Detail: map[string]string{"query": key, "epsilon": strconv.FormatFloat(eps, 'g', 6, 64),
+				"rho": strconv.FormatFloat(rho, 'g', 6, 64), "days": strconv.Itoa(int(days)), "role": string(tok.Role)}}); err != nil {
+			return Result{}, err
 		}
 	}
+	finish(&res, q)
+	res.Meta.Budget = budgetLeft(budget, p.lines, rc.Spent)
 	return res, nil
 }
 
@@ -620,24 +809,75 @@ func filterValues(f statsquery.Filter) ([]string, error) {
 	}
 	var out []string
 	for _, v := range release.PublicValues(f.Dim) {
-		match := false
-		for _, want := range f.Values {
-			switch f.Op {
-			case "is", "is_not":
-				match = match || strings.EqualFold(v, want)
-			case "contains", "contains_not":
-				match = match || strings.Contains(strings.ToLower(v), strings.ToLower(want))
-			}
-		}
-		if strings.HasSuffix(f.Op, "_not") {
-			match = !match
-		}
-		if match {
+		if filterMatch(f, v) {
 			out = append(out, v)
 		}
 	}
 	if len(out) == 0 {
 		return nil, errors.New("the filter matches no value")
+	}
+	return out, nil
+}
+
+// summedSens bounds what one unit adds to a total filtered on f's
+// dimension, which sums that dimension's rows over the matching values. Each
+// pageview, visit or event has one value of the dimension, so the sum over
+// any set of values stays within the unit's total caps; a unit counts as a
+// visitor once per value, so visitors are bounded by how many values match
+// (at most as many as a unit-day can contribute to).
+func summedSens(c aggregate.Caps, f statsquery.Filter, metric string) (int64, float64, error) {
+	l0f, _, err := release.Sens(c, planDim(f.Dim), release.Visitors)
+	if err != nil {
+		return 0, 0, err
+	}
+	if metric == release.Visitors {
+		k := l0f
+		if f.Op == "is" && int64(len(f.Values)) < k {
+			k = int64(len(f.Values))
+		}
+		return 1, float64(k), nil
+	}
+	_, linf, err := release.Sens(c, aggregate.DimTotal, metric)
+	return 1, linf, err
+}
+
+// filterMatch reports whether value v passes f.
+func filterMatch(f statsquery.Filter, v string) bool {
+	match := false
+	for _, want := range f.Values {
+		switch f.Op {
+		case "is", "is_not":
+			match = match || strings.EqualFold(v, want)
+		case "contains", "contains_not":
+			match = match || strings.Contains(strings.ToLower(v), strings.ToLower(want))
+		}
+	}
+	if strings.HasSuffix(f.Op, "_not") {
+		return !match
+	}
+	return match
+}
+
+// summedCells sums, per day, the rollup rows of f's dimension whose value
+// passes f: one cell per day, whatever the data (no selection needed).
+func (e *Engine) summedCells(ctx context.Context, site store.Site, q statsquery.Query, f statsquery.Filter) ([]exactCell, error) {
+	var out []exactCell
+	for _, d := range dayList(q.From, q.To) {
+		rows, err := aggregate.ReadRollup(ctx, e.DB, site.ID, f.Dim, d, d.Add(24*time.Hour))
+		if err != nil {
+			return nil, err
+		}
+		sum := aggregate.Row{Dim: f.Dim}
+		for _, r := range rows {
+			if filterMatch(f, r.Value) {
+				sum.DayVisitors += r.DayVisitors
+				sum.Visits += r.Visits
+				sum.Bounces += r.Bounces
+				sum.Pageviews += r.Pageviews
+				sum.Events += r.Events
+			}
+		}
+		out = append(out, exactCell{day: d, row: sum})
 	}
 	return out, nil
 }
@@ -695,4 +935,11 @@ func (e *Engine) exact(ctx context.Context, site store.Site, q statsquery.Query,
 		}
 	}
 	return out, nil
+}
+
+func (e *Engine) caps(s store.Site) aggregate.Caps {
+	if e.CapsFor != nil {
+		return e.CapsFor(s)
+	}
+	return e.Caps
 }

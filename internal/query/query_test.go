@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,7 +75,7 @@ func TestAdHocValuesAreUnbiasedAndIntervalsCover(t *testing.T) {
 	var errSum float64
 	for i := range 200 {
 		q := parse(t, fmt.Sprintf(`{"site_id":"example.com","metrics":["visitors"],"date_range":["2026-11-20","2026-11-20"],"dimensions":["visit:country"],"filters":[["is","visit:device",["desktop"]]],"pagination":{"limit":1000},"privacy":{"epsilon":%.6f}}`, 0.5+float64(i)*1e-6))
-		res, err := e.Answer(context.Background(), site, "test", q)
+		res, err := e.Answer(context.Background(), site, testToken, q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +125,7 @@ func TestAdHocSelectionAndCache(t *testing.T) {
 			aggregate.DimCountry, aggregate.DimPage, day.Unix(), row.page, row.visitors, row.pageviews)
 	}
 	body := `{"site_id":"example.com","metrics":["visitors","pageviews"],"date_range":["2026-11-20","2026-11-20"],"dimensions":["event:page"],"filters":[["is","visit:country",["DE"]]]}`
-	res, err := e.Answer(context.Background(), site, "test", parse(t, body))
+	res, err := e.Answer(context.Background(), site, testToken, parse(t, body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,13 +133,13 @@ func TestAdHocSelectionAndCache(t *testing.T) {
 		t.Fatalf("results %+v", res.Results)
 	}
 	spent, _ := e.Ledger.Spent(context.Background(), "s1", "adhoc:")
-	again, err := e.Answer(context.Background(), site, "test", parse(t, body))
+	again, err := e.Answer(context.Background(), site, testToken, parse(t, body))
 	if err != nil || !again.Meta.Cached || again.Results[0].Metrics[0] != res.Results[0].Metrics[0] {
 		t.Fatalf("repeat not cached: %+v %v", again.Meta, err)
 	}
 	// Another page of the same question is the same answer, also free.
 	paged := parse(t, body[:len(body)-1]+`,"pagination":{"limit":1,"offset":0}}`)
-	p, err := e.Answer(context.Background(), site, "test", paged)
+	p, err := e.Answer(context.Background(), site, testToken, paged)
 	if err != nil || !p.Meta.Cached {
 		t.Fatalf("paging re-charged: %+v %v", p.Meta, err)
 	}
@@ -156,11 +157,11 @@ func TestUserUnitSitesDrawOnTheMonth(t *testing.T) {
 	for d := range 3 {
 		st.SQL().Exec(`INSERT INTO agg_pairs (site, fdim, fval, dim, day, value, day_visitors) VALUES ('u1', ?, 'desktop', '', ?, '', 500)`, aggregate.DimDevice, day.AddDate(0, 0, -d).Unix())
 	}
-	one, err := e.Answer(context.Background(), site, "test", parse(t, `{"site_id":"app.example","metrics":["visitors"],"date_range":["2026-11-20","2026-11-20"],"filters":[["is","visit:device",["desktop"]]],"privacy":{"epsilon":1}}`))
+	one, err := e.Answer(context.Background(), site, testToken, parse(t, `{"site_id":"app.example","metrics":["visitors"],"date_range":["2026-11-20","2026-11-20"],"filters":[["is","visit:device",["desktop"]]],"privacy":{"epsilon":1}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	three, err := e.Answer(context.Background(), site, "test", parse(t, `{"site_id":"app.example","metrics":["visitors"],"date_range":["2026-11-18","2026-11-20"],"filters":[["is","visit:device",["desktop"]]],"privacy":{"epsilon":1}}`))
+	three, err := e.Answer(context.Background(), site, testToken, parse(t, `{"site_id":"app.example","metrics":["visitors"],"date_range":["2026-11-18","2026-11-20"],"filters":[["is","visit:device",["desktop"]]],"privacy":{"epsilon":1}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,5 +174,88 @@ func TestUserUnitSitesDrawOnTheMonth(t *testing.T) {
 	rho, _ := dp.RhoFromEpsilon(1, dp.DefaultDelta)
 	if len(spent) != 1 || math.Abs(spent["adhoc:period:2026-11"]-2*rho) > 1e-12 {
 		t.Fatalf("spent %v, want two charges of %v on the month", spent, rho)
+	}
+}
+
+var testToken = store.Token{ID: "test", Role: store.RoleAnalyst}
+
+// Ratios come from released days only: today's released hours carry
+// pageviews but not visits, so mixing them in would inflate views per visit.
+func TestRatiosIgnoreHoursOfUnreleasedDays(t *testing.T) {
+	e, st := engine(t, release.DefaultBudget)
+	site := store.Site{ID: "s1", Domain: "example.com", Retention: 90 * 24 * time.Hour, Created: day}
+	db := st.SQL()
+	ins := func(period string, start time.Time, metric string, v float64) {
+		if _, err := db.Exec(`INSERT INTO released (site, period, start, dim, value, metric, noisy, sigma) VALUES ('s1', ?, ?, '', '', ?, ?, 1)`, period, start.Unix(), metric, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ins("day", day, "visits", 100)
+	ins("day", day, "pageviews", 250)
+	ins("day", day, "visitors", 80)
+	db.Exec(`INSERT INTO release_runs (site, period, start, released_at, partitions) VALUES ('s1', 'day', ?, 0, 3)`, day.Unix())
+	next := day.Add(24 * time.Hour) // not released as a day: only hours
+	ins("hour", next.Add(3*time.Hour), "pageviews", 500)
+	ins("hour", next.Add(3*time.Hour), "visitors", 40)
+	res, err := e.Answer(context.Background(), site, testToken, parse(t, `{"site_id":"example.com","metrics":["views_per_visit","pageviews"],"date_range":["2026-11-20","2026-11-21"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Results[0].Metrics; math.Abs(got[0]-2.5) > 1e-9 || got[1] != 250 {
+		t.Fatalf("views per visit %v, pageviews %v; want 2.5 and 250 from the released day only", got[0], got[1])
+	}
+	// Without a ratio, the unreleased day's hours fill in.
+	res, _ = e.Answer(context.Background(), site, testToken, parse(t, `{"site_id":"example.com","metrics":["pageviews"],"date_range":["2026-11-20","2026-11-21"]}`))
+	if got := res.Results[0].Metrics[0]; got != 750 {
+		t.Fatalf("pageviews %v, want 750 with today's hours", got)
+	}
+}
+
+// A filter on a dimension without public values (a page, a source) answers
+// totals and time series by summing the matching rows of that dimension.
+func TestFilterOnPageSumsMatchingRows(t *testing.T) {
+	big := release.DefaultBudget
+	big.DailyEpsilon = 50
+	e, st := engine(t, big)
+	site := store.Site{ID: "s1", Domain: "example.com", Retention: 90 * 24 * time.Hour, Created: day}
+	for _, r := range []struct {
+		page         string
+		visitors, pv int
+	}{{"/pricing", 4000, 6000}, {"/pricing/team", 1000, 1500}, {"/blog", 9000, 9500}} {
+		if _, err := st.SQL().Exec(`INSERT INTO agg_rollup (site, dim, hour, value, visitors, day_visitors, pageviews) VALUES ('s1', ?, ?, ?, ?, ?, ?)`,
+			aggregate.DimPage, day.Unix(), r.page, r.visitors, r.visitors, r.pv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask := func(filter string) []float64 {
+		t.Helper()
+		res, err := e.Answer(context.Background(), site, testToken, parse(t, `{"site_id":"example.com","metrics":["visitors","pageviews"],"date_range":["2026-11-20","2026-11-20"],"filters":[`+filter+`],"privacy":{"epsilon":2}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Results) != 1 {
+			t.Fatalf("%d rows", len(res.Results))
+		}
+		return res.Results[0].Metrics
+	}
+	if m := ask(`["is","event:page",["/pricing"]]`); math.Abs(m[0]-4000) > 60 || math.Abs(m[1]-6000) > 300 {
+		t.Fatalf("is /pricing: %v, truth 4000 visitors, 6000 pageviews", m)
+	}
+	if m := ask(`["contains","event:page",["pricing"]]`); math.Abs(m[0]-5000) > 200 || math.Abs(m[1]-7500) > 300 {
+		t.Fatalf("contains pricing: %v, truth 5000 and 7500", m)
+	}
+	if _, err := e.Answer(context.Background(), site, testToken, parse(t, `{"site_id":"example.com","metrics":["visitors"],"date_range":["2026-11-20","2026-11-20"],"dimensions":["visit:country"],"filters":[["is","event:page",["/pricing"]]]}`)); err == nil || !strings.Contains(err.Error(), "no breakdown") {
+		t.Fatalf("page filter with a breakdown: %v", err)
+	}
+	// One visitor-day moves the filtered total by at most the caps: the
+	// noise is calibrated to visitors ≤ 1 per matching page (here 1) and
+	// pageviews ≤ the unit's total cap.
+	l0, linf, _ := summedSens(aggregate.DefaultCaps, statsquery.Filter{Op: "is", Dim: aggregate.DimPage, Values: []string{"/a"}}, release.Visitors)
+	if l0 != 1 || linf != 1 {
+		t.Fatalf("visitors sensitivity %d×%v", l0, linf)
+	}
+	_, linf, _ = summedSens(aggregate.DefaultCaps, statsquery.Filter{Op: "contains", Dim: aggregate.DimPage, Values: []string{"a"}}, release.Visitors)
+	if linf != float64(aggregate.DefaultCaps.Pages) {
+		t.Fatalf("contains: visitors sensitivity %v, want one per page a unit can view (%d)", linf, aggregate.DefaultCaps.Pages)
 	}
 }

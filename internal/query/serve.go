@@ -23,11 +23,7 @@ func Serve(ctx context.Context, e *Engine, st store.Store, tok store.Token, body
 	if err != nil {
 		return Result{}, err
 	}
-	s, err := site.Lookup(ctx, st, q.SiteID)
-	var he *httpx.Error
-	if errors.As(err, &he) && he.Status == http.StatusNotFound || err == nil && !auth.CoversSite(tok, s.ID) {
-		return Result{}, httpx.Errorf(http.StatusNotFound, "unknown_site", "site_id", "no site %s, or the token may not read it", q.SiteID)
-	}
+	s, err := SiteFor(ctx, st, tok, q.SiteID, "site_id")
 	if err != nil {
 		return Result{}, err
 	}
@@ -39,5 +35,17 @@ func Serve(ctx context.Context, e *Engine, st store.Store, tok store.Token, body
 	if !q.From.Before(q.To) {
 		return Result{}, httpx.Errorf(http.StatusBadRequest, "invalid_date_range", "date_range", "the range lies entirely before the site's retention or creation")
 	}
-	return e.Answer(ctx, s, tok.ID, q)
+	return e.Answer(ctx, s, tok, q)
+}
+
+// SiteFor looks up the site of domain for tok. A site the token may not read
+// gets the same 404 as one that does not exist, so tokens cannot probe for
+// other sites; field names the request field in the error.
+func SiteFor(ctx context.Context, st store.Store, tok store.Token, domain, field string) (store.Site, error) {
+	s, err := site.Lookup(ctx, st, domain)
+	var he *httpx.Error
+	if errors.As(err, &he) && he.Status == http.StatusNotFound || err == nil && !auth.CoversSite(tok, s.ID) {
+		return store.Site{}, httpx.Errorf(http.StatusNotFound, "unknown_site", field, "no site %s, or the token may not read it", domain)
+	}
+	return s, err
 }

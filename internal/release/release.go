@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/veil-analytics/veil/internal/aggregate"
+	"github.com/veil-analytics/veil/internal/audit"
 	"github.com/veil-analytics/veil/internal/dp"
 	"github.com/veil-analytics/veil/internal/ledger"
 	"github.com/veil-analytics/veil/internal/store"
@@ -40,14 +42,21 @@ type Budgets func(store.Site) Budget
 
 // Config wires a Releaser.
 type Config struct {
-	DB       *sql.DB
-	Store    store.Store
-	Ledger   *ledger.Ledger
-	Caps     aggregate.Caps
+	DB     *sql.DB
+	Store  store.Store
+	Ledger *ledger.Ledger
+	Caps   aggregate.Caps
+	// CapsFor returns a site's contribution bounds; nil uses Caps.
+	CapsFor  func(store.Site) aggregate.Caps
 	Budgets  Budgets
 	Logger   *slog.Logger
 	Now      func() time.Time
 	Registry prometheus.Registerer
+	// Audit records every publication before it commits; nil records
+	// nothing.
+	Audit audit.Recorder
+	// OnRelease, when set, is told about every committed publication.
+	OnRelease func(siteID, period string, start time.Time)
 }
 
 // Releaser publishes closed hours and days.
@@ -249,7 +258,7 @@ func (r *Releaser) releaseHour(ctx context.Context, s store.Site, h time.Time) e
 		tot.Visitors += row.Visitors
 		tot.Pageviews += row.Pageviews
 	}
-	items := Plan(r.cfg.Caps)
+	items := Plan(r.caps(s))
 	rho := ItemRho(items, r.cfg.Budgets(s))
 	var out []releasedRow
 	for i, it := range items {
@@ -307,7 +316,7 @@ func (r *Releaser) releaseDay(ctx context.Context, s store.Site, day time.Time) 
 		return err
 	}
 	b := r.cfg.Budgets(s)
-	items := Plan(r.cfg.Caps)
+	items := Plan(r.caps(s))
 	rho := ItemRho(items, b)
 	// Items of one dimension share the partitions its selector keeps.
 	byDim := map[string][]int{}
@@ -413,9 +422,30 @@ func (r *Releaser) write(ctx context.Context, site, period string, start time.Ti
 		site, period, start.Unix(), r.cfg.Now().Unix(), len(rows)); err != nil {
 		return err
 	}
+	// The audit entry is durable before the release is: a crash between
+	// the two leaves an entry for a release that is then retried, never a
+	// publication without one.
+	if r.cfg.Audit != nil {
+		// Its cost is the ledger's charge for the day (release:day:...).
+		detail := map[string]string{"period": period, "start": start.UTC().Format(time.RFC3339), "values": strconv.Itoa(len(rows)),
+			"mechanism": "gaussian"}
+		if err := r.cfg.Audit.Record(ctx, audit.Entry{Time: r.cfg.Now().UTC(), Actor: "system", Action: "dp.release", Target: site, Detail: detail}); err != nil {
+			return err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}
 	r.released.WithLabelValues(period).Inc()
+	if r.cfg.OnRelease != nil {
+		r.cfg.OnRelease(site, period, start)
+	}
 	return nil
+}
+
+func (r *Releaser) caps(s store.Site) aggregate.Caps {
+	if r.cfg.CapsFor != nil {
+		return r.cfg.CapsFor(s)
+	}
+	return r.cfg.Caps
 }

@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/veil-analytics/veil/internal/audit"
 	"github.com/veil-analytics/veil/internal/auth"
 	"github.com/veil-analytics/veil/internal/collect"
 	"github.com/veil-analytics/veil/internal/httpx"
@@ -44,6 +46,34 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// Query answers Stats API queries; nil disables the endpoint.
 	Query *query.Engine
+	// Web is the dashboard; nil serves the API alone.
+	Web WebUI
+	// Audit records every admin change before it is acknowledged.
+	Audit audit.Recorder
+	// AuditLog serves audit entries and checkpoints; Policy the policy
+	// status; DSR the open data subject requests (all optional).
+	AuditLog AuditLog
+	Policy   PolicyStatus
+	DSR      func(ctx context.Context) (any, error)
+	// Governance are further API parts (data subject rights, consent)
+	// registered with the server's authentication and site lookup.
+	Governance []Registrar
+	// SiteDeleted lets other parts forget a deleted site.
+	SiteDeleted func(ctx context.Context, siteID string) error
+}
+
+// Registrar registers routes that authenticate through the server and
+// look sites up for a token.
+type Registrar interface {
+	Register(mux *http.ServeMux,
+		authed func(h func(store.Token, http.ResponseWriter, *http.Request), roles ...store.Role) http.Handler,
+		sites func(ctx context.Context, tok store.Token, domain string) (store.Site, error))
+}
+
+// WebUI is the dashboard: it registers its pages on the server's mux and
+// forwards its API calls to api, the server itself.
+type WebUI interface {
+	Register(mux *http.ServeMux, api http.Handler)
 }
 
 // Server is Veil's HTTP handler.
@@ -67,6 +97,14 @@ func New(cfg Config, reg prometheus.Registerer) *Server {
 
 	if cfg.Query != nil {
 		m.Handle("POST /api/v2/query", s.authed(s.query, store.RoleViewer, store.RoleAnalyst, store.RoleAdmin))
+		m.Handle("GET /api/v1/sites/{domain}/budget", s.authed(s.siteBudget, store.RoleViewer, store.RoleAnalyst, store.RoleAdmin))
+	}
+	m.Handle("GET /api/v1/me", s.authed(s.me, store.Roles...))
+	s.registerGovernance(m)
+	for _, g := range cfg.Governance {
+		g.Register(m, s.authed, func(ctx context.Context, tok store.Token, domain string) (store.Site, error) {
+			return query.SiteFor(ctx, cfg.Store, tok, domain, "domain")
+		})
 	}
 	m.Handle("GET /api/v1/sites", s.authed(s.listSites, store.RoleAdmin))
 	m.Handle("POST /api/v1/sites", s.authed(s.createSite, store.RoleAdmin))
@@ -84,7 +122,11 @@ func New(cfg Config, reg prometheus.Registerer) *Server {
 	// Metrics count events exactly, so they are for the operator only.
 	metrics := promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
 	m.Handle("GET /metrics", s.authed(func(_ store.Token, w http.ResponseWriter, r *http.Request) { metrics.ServeHTTP(w, r) }, store.RoleAdmin))
-	m.HandleFunc("GET /{$}", home)
+	if cfg.Web != nil {
+		cfg.Web.Register(m, s)
+	} else {
+		m.HandleFunc("GET /{$}", home)
+	}
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, httpx.Errorf(http.StatusNotFound, "not_found", "", "no such endpoint"))
 	})
@@ -145,7 +187,11 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // roles.
 func (s *Server) authed(h func(store.Token, http.ResponseWriter, *http.Request), roles ...store.Role) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, err := s.cfg.Auth.Authenticate(r.Context(), auth.Bearer(r))
+		tok, ok := auth.FromContext(r.Context())
+		var err error
+		if !ok {
+			tok, err = s.cfg.Auth.Authenticate(r.Context(), auth.Bearer(r))
+		}
 		switch {
 		case errors.Is(err, auth.ErrNoToken):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="veil"`)
@@ -198,7 +244,7 @@ type createSiteReq struct {
 	site.Settings
 }
 
-func (s *Server) createSite(_ store.Token, w http.ResponseWriter, r *http.Request) {
+func (s *Server) createSite(tok store.Token, w http.ResponseWriter, r *http.Request) {
 	var req createSiteReq
 	if err := httpx.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		httpx.WriteError(w, err)
@@ -215,6 +261,9 @@ func (s *Server) createSite(_ store.Token, w http.ResponseWriter, r *http.Reques
 	}
 	s.cfg.Collector.Invalidate(st.Domain)
 	s.cfg.Logger.Info("site created", "site", st.ID)
+	if !s.audited(w, r, tok, "site.create", st.ID, map[string]string{"domain": st.Domain}) {
+		return
+	}
 	httpx.WriteJSON(w, http.StatusCreated, site.ViewOf(st))
 }
 
@@ -227,7 +276,7 @@ func (s *Server) getSite(_ store.Token, w http.ResponseWriter, r *http.Request) 
 	httpx.WriteJSON(w, http.StatusOK, site.ViewOf(st))
 }
 
-func (s *Server) updateSite(_ store.Token, w http.ResponseWriter, r *http.Request) {
+func (s *Server) updateSite(tok store.Token, w http.ResponseWriter, r *http.Request) {
 	st, err := site.Lookup(r.Context(), s.cfg.Store, r.PathValue("domain"))
 	if err != nil {
 		httpx.WriteError(w, err)
@@ -236,6 +285,10 @@ func (s *Server) updateSite(_ store.Token, w http.ResponseWriter, r *http.Reques
 	var set site.Settings
 	if err := httpx.DecodeJSON(w, r, 64<<10, &set); err != nil {
 		httpx.WriteError(w, err)
+		return
+	}
+	if set.Caps != nil {
+		httpx.WriteError(w, httpx.Errorf(http.StatusConflict, "caps_fixed", "caps", "contribution bounds are fixed when a site is added: changing them would change the meaning of days already counted and released"))
 		return
 	}
 	if err := site.Apply(&st, set); err != nil {
@@ -253,10 +306,15 @@ func (s *Server) updateSite(_ store.Token, w http.ResponseWriter, r *http.Reques
 	}
 	s.cfg.Collector.Invalidate(st.Domain)
 	s.cfg.Logger.Info("site updated", "site", st.ID)
+	// Which settings changed, not their values: an owner may be a
+	// person's name or address, which the audit log must not hold.
+	if !s.audited(w, r, tok, "site.update", st.ID, map[string]string{"domain": st.Domain, "changed": strings.Join(set.Names(), ",")}) {
+		return
+	}
 	httpx.WriteJSON(w, http.StatusOK, site.ViewOf(st))
 }
 
-func (s *Server) deleteSite(_ store.Token, w http.ResponseWriter, r *http.Request) {
+func (s *Server) deleteSite(tok store.Token, w http.ResponseWriter, r *http.Request) {
 	st, err := site.Lookup(r.Context(), s.cfg.Store, r.PathValue("domain"))
 	if err != nil {
 		httpx.WriteError(w, err)
@@ -272,7 +330,15 @@ func (s *Server) deleteSite(_ store.Token, w http.ResponseWriter, r *http.Reques
 		httpx.WriteError(w, err)
 		return
 	}
+	if s.cfg.SiteDeleted != nil {
+		if err := s.cfg.SiteDeleted(r.Context(), st.ID); err != nil {
+			s.cfg.Logger.Error("forget deleted site", "site", st.ID, "err", err)
+		}
+	}
 	s.cfg.Logger.Info("site deleted", "site", st.ID)
+	if !s.audited(w, r, tok, "site.delete", st.ID, map[string]string{"domain": st.Domain}) {
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -312,7 +378,7 @@ type createTokenReq struct {
 	Sites []string   `json:"sites"` // domains
 }
 
-func (s *Server) createToken(_ store.Token, w http.ResponseWriter, r *http.Request) {
+func (s *Server) createToken(tok store.Token, w http.ResponseWriter, r *http.Request) {
 	var req createTokenReq
 	if err := httpx.DecodeJSON(w, r, 16<<10, &req); err != nil {
 		httpx.WriteError(w, err)
@@ -343,6 +409,9 @@ func (s *Server) createToken(_ store.Token, w http.ResponseWriter, r *http.Reque
 	v := viewToken(t)
 	v.Secret = secret
 	s.cfg.Logger.Info("token created", "token_id", t.ID, "role", t.Role)
+	if !s.audited(w, r, tok, "token.create", t.ID, map[string]string{"role": string(t.Role), "sites": strings.Join(ids, ",")}) {
+		return
+	}
 	httpx.WriteJSON(w, http.StatusCreated, v)
 }
 
@@ -360,6 +429,9 @@ func (s *Server) deleteToken(tok store.Token, w http.ResponseWriter, r *http.Req
 		return
 	}
 	s.cfg.Logger.Info("token revoked", "token_id", id)
+	if !s.audited(w, r, tok, "token.revoke", id, nil) {
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -397,8 +469,107 @@ func (s *Server) query(tok store.Token, w http.ResponseWriter, r *http.Request) 
 	}
 	res, err := query.Serve(r.Context(), s.cfg.Query, s.cfg.Store, tok, body)
 	if err != nil {
-		httpx.WriteError(w, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, res)
+}
+
+// statusClientClosed is nginx's code for a request whose client went away
+// before the answer was ready: not a server error.
+const statusClientClosed = 499
+
+// writeErr answers err; an error that is not a client error is logged,
+// unless the client closed the request (a dashboard navigating away).
+func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	var he *httpx.Error
+	switch {
+	case errors.As(err, &he):
+	case r.Context().Err() != nil:
+		s.cfg.Logger.Debug("client closed the request", "route", r.Pattern)
+		httpx.WriteJSON(w, statusClientClosed, &httpx.Error{Msg: "request canceled"})
+		return
+	default:
+		s.cfg.Logger.Error("request failed", "route", r.Pattern, "err", err)
+	}
+	httpx.WriteError(w, err)
+}
+
+// me describes the caller's token and the sites it may read.
+func (s *Server) me(tok store.Token, w http.ResponseWriter, r *http.Request) {
+	sites, err := s.cfg.Store.Sites(r.Context())
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	type siteRef struct {
+		ID            string `json:"id"`
+		Domain        string `json:"domain"`
+		PrivacyUnit   string `json:"privacy_unit"`
+		RetentionDays int    `json:"retention_days"`
+	}
+	out := []siteRef{}
+	for _, st := range sites {
+		if auth.CoversSite(tok, st.ID) {
+			v := site.ViewOf(st)
+			out = append(out, siteRef{ID: v.ID, Domain: v.Domain, PrivacyUnit: v.PrivacyUnit, RetentionDays: v.RetentionDays})
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"id": tok.ID, "name": tok.Name, "role": tok.Role, "sites": out})
+}
+
+// siteBudget reports the privacy budget spent per day (or month) of a range.
+func (s *Server) siteBudget(tok store.Token, w http.ResponseWriter, r *http.Request) {
+	st, err := query.SiteFor(r.Context(), s.cfg.Store, tok, r.PathValue("domain"), "domain")
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	today := s.cfg.Now().UTC().Truncate(24 * time.Hour)
+	day := func(name string, def time.Time) (time.Time, error) {
+		v := r.URL.Query().Get(name)
+		if v == "" {
+			return def, nil
+		}
+		t, err := time.Parse(time.DateOnly, v)
+		if err != nil {
+			return t, httpx.Errorf(http.StatusBadRequest, "invalid_date", name, "%s must be a date like 2026-01-31", name)
+		}
+		return t, nil
+	}
+	from, err := day("from", today.AddDate(0, 0, -29))
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	to, err := day("to", today)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if to.Before(from) || to.Sub(from) > query.MaxBudgetDays*24*time.Hour {
+		httpx.WriteError(w, httpx.Errorf(http.StatusBadRequest, "invalid_date_range", "to", "from must not be after to, and the range at most %d days", query.MaxBudgetDays))
+		return
+	}
+	rep, err := s.cfg.Query.Budget(r.Context(), st, from, to.Add(24*time.Hour))
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, rep)
+}
+
+// audited records an admin change; when the audit log cannot take it, the
+// caller answers 500 instead of acknowledging an unrecorded change.
+func (s *Server) audited(w http.ResponseWriter, r *http.Request, tok store.Token, action, target string, detail map[string]string) bool {
+	if s.cfg.Audit == nil {
+		return true
+	}
+	err := s.cfg.Audit.Record(r.Context(), audit.Entry{Time: s.cfg.Now().UTC(), Actor: tok.ID, Action: action, Target: target, Detail: detail})
+	if err != nil {
+		s.cfg.Logger.Error("audit record failed", "action", action, "err", err)
+		httpx.WriteError(w, fmt.Errorf("audit log: %w", err))
+		return false
+	}
+	return true
 }

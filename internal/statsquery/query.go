@@ -89,6 +89,12 @@ type Query struct {
 	Include    Include
 	Epsilon    float64 // 0: the default; else in [MinEpsilon, MaxEpsilon]
 	Purpose    string  // "" when not given
+	// Preview asks what answering would cost, without answering or
+	// charging anything.
+	Preview bool
+	// MinCohort hides rows whose noisy visitors are below it; the query
+	// policy sets it, never the request.
+	MinCohort int
 }
 
 // Limits of a query.
@@ -222,7 +228,7 @@ func Parse(body []byte, now, earliest time.Time) (Query, error) {
 		}
 	}
 	if r := raw["privacy"]; r != nil {
-		if q.Epsilon, q.Purpose, err = parsePrivacy(r); err != nil {
+		if q.Epsilon, q.Purpose, q.Preview, err = parsePrivacy(r); err != nil {
 			return Query{}, err
 		}
 	}
@@ -428,10 +434,10 @@ func parseInclude(raw json.RawMessage, hasTime bool) (Include, error) {
 }
 
 // parsePrivacy reads Veil's extension {"epsilon": x, "purpose": "..."}.
-func parsePrivacy(raw json.RawMessage) (eps float64, purpose string, err error) {
+func parsePrivacy(raw json.RawMessage) (eps float64, purpose string, preview bool, err error) {
 	members, err := decodeObject(raw, "privacy")
 	if err != nil {
-		return 0, "", err
+		return 0, "", false, err
 	}
 	for _, m := range members {
 		field := "privacy." + m.key
@@ -442,12 +448,12 @@ func parsePrivacy(raw json.RawMessage) (eps float64, purpose string, err error) 
 			}
 			f, err := decodeFloat(m.val, field)
 			if err != nil {
-				return 0, "", err
+				return 0, "", false, err
 			}
 			// !(f >= Min) also catches NaN, though JSON cannot carry one;
 			// decodeFloat already refused numbers that overflow to ±Inf.
 			if !(f >= MinEpsilon && f <= MaxEpsilon) {
-				return 0, "", bad(reasonInvalid, field, "must be from %g to %d (omit it for the default)", MinEpsilon, MaxEpsilon)
+				return 0, "", false, bad(reasonInvalid, field, "must be from %g to %d (omit it for the default)", MinEpsilon, MaxEpsilon)
 			}
 			eps = f
 		case "purpose":
@@ -456,17 +462,21 @@ func parsePrivacy(raw json.RawMessage) (eps float64, purpose string, err error) 
 			}
 			s, err := decodeString(m.val, field)
 			if err != nil {
-				return 0, "", err
+				return 0, "", false, err
 			}
 			if len(s) > MaxPurposeBytes || strings.IndexFunc(s, func(r rune) bool {
 				return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-')
 			}) >= 0 {
-				return 0, "", bad(reasonInvalid, field, "must be at most %d bytes of a-z, 0-9, _ and -", MaxPurposeBytes)
+				return 0, "", false, bad(reasonInvalid, field, "must be at most %d bytes of a-z, 0-9, _ and -", MaxPurposeBytes)
 			}
 			purpose = s
+		case "preview":
+			if preview, err = decodeBool(m.val, field); err != nil {
+				return 0, "", false, err
+			}
 		default:
-			return 0, "", bad(reasonUnknownKey, capField(field), "unknown field")
+			return 0, "", false, bad(reasonUnknownKey, capField(field), "unknown field")
 		}
 	}
-	return eps, purpose, nil
+	return eps, purpose, preview, nil
 }

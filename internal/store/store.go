@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -32,6 +33,59 @@ type Site struct {
 	// privacy unit for events that carry a user id.
 	UserUnit bool
 	Created  time.Time
+	// DailyEpsilon overrides the default privacy budget per unit (per day,
+	// or per month for user-unit sites); 0 means the default.
+	DailyEpsilon float64
+	// AllowedProps are the custom-event prop names kept (exact names or
+	// prefixes ending in '*'); nil means all.
+	AllowedProps []string
+	// Fields declares what server-side ingestion may send in props and
+	// what happens to each: see FieldAction. Empty: no schema is declared
+	// and props are only scanned and redacted.
+	Fields map[string]FieldAction
+	// Undeclared is what happens to props the schema does not declare
+	// when Fields is not empty: FieldDrop (default) or "reject".
+	Undeclared string
+	// Purposes the site's data may be used for; nil means analytics only.
+	Purposes []string
+	// Owner and OwnerDomain name who is accountable for the site as a data
+	// product, and the domain (data mesh) it belongs to.
+	Owner       string
+	OwnerDomain string
+	// Caps override the default contribution bounds by name (see
+	// site.CapsOf); they are fixed when the site is added.
+	Caps map[string]int
+}
+
+// FieldAction is what ingestion does with a declared field.
+type FieldAction string
+
+const (
+	FieldTokenize FieldAction = "tokenize" // replaced by a vault token
+	FieldHash     FieldAction = "hash"     // replaced by a keyed pseudonym
+	FieldDrop     FieldAction = "drop"     // removed
+	FieldKeep     FieldAction = "keep"     // kept (non-identifying fields only)
+)
+
+// UndeclaredReject refuses events carrying undeclared fields.
+const UndeclaredReject = "reject"
+
+// Purposes a site's data may be used for.
+const (
+	PurposeAnalytics       = "analytics"
+	PurposePersonalization = "personalization"
+	PurposeModelTraining   = "model_training"
+)
+
+// AllPurposes lists the purposes Veil knows.
+var AllPurposes = []string{PurposeAnalytics, PurposePersonalization, PurposeModelTraining}
+
+// SitePurposes returns the purposes s allows.
+func (s Site) SitePurposes() []string {
+	if len(s.Purposes) == 0 {
+		return []string{PurposeAnalytics}
+	}
+	return s.Purposes
 }
 
 // Role is what an API token may do.
@@ -94,4 +148,17 @@ type Store interface {
 	Key(ctx context.Context, name string, fresh []byte) ([]byte, error)
 
 	Close() error
+}
+
+// PropAllowed reports whether custom-event prop key is kept for s.
+func (s Site) PropAllowed(key string) bool {
+	if s.AllowedProps == nil {
+		return true
+	}
+	for _, p := range s.AllowedProps {
+		if pre, ok := strings.CutSuffix(p, "*"); ok && strings.HasPrefix(key, pre) || p == key {
+			return true
+		}
+	}
+	return false
 }

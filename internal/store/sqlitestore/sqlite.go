@@ -50,6 +50,27 @@ var migrations = []string{
 		name TEXT PRIMARY KEY,
 		key BLOB NOT NULL
 	);`,
+	// Settings added later live in one JSON column, so a new setting does
+	// not need a migration.
+	`ALTER TABLE sites ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';`,
+}
+
+// siteSettings is the JSON of sites.settings.
+type siteSettings struct {
+	DailyEpsilon float64                      `json:"daily_epsilon,omitempty"`
+	AllowedProps []string                     `json:"allowed_props"`
+	Fields       map[string]store.FieldAction `json:"fields,omitempty"`
+	Undeclared   string                       `json:"undeclared,omitempty"`
+	Purposes     []string                     `json:"purposes,omitempty"`
+	Owner        string                       `json:"owner,omitempty"`
+	OwnerDomain  string                       `json:"owner_domain,omitempty"`
+	Caps         map[string]int               `json:"caps,omitempty"`
+}
+
+func settingsOf(st store.Site) string {
+	b, _ := json.Marshal(siteSettings{DailyEpsilon: st.DailyEpsilon, AllowedProps: st.AllowedProps, Fields: st.Fields,
+		Undeclared: st.Undeclared, Purposes: st.Purposes, Owner: st.Owner, OwnerDomain: st.OwnerDomain, Caps: st.Caps})
+	return string(b)
 }
 
 // Open opens (creating if needed) the database at path and migrates it.
@@ -125,8 +146,8 @@ func isUnique(err error) bool {
 // CreateSite registers a site.
 func (s *DB) CreateSite(ctx context.Context, st store.Site) error {
 	params, _ := json.Marshal(st.AllowedParams)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO sites (id, domain, retention_s, allowed_params, user_unit, created) VALUES (?,?,?,?,?,?)`,
-		st.ID, st.Domain, int64(st.Retention/time.Second), string(params), st.UserUnit, st.Created.Unix())
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sites (id, domain, retention_s, allowed_params, user_unit, created, settings) VALUES (?,?,?,?,?,?,?)`,
+		st.ID, st.Domain, int64(st.Retention/time.Second), string(params), st.UserUnit, st.Created.Unix(), settingsOf(st))
 	if isUnique(err) {
 		return fmt.Errorf("site %s: %w", st.Domain, store.ErrExists)
 	}
@@ -136,8 +157,8 @@ func (s *DB) CreateSite(ctx context.Context, st store.Site) error {
 // UpdateSite changes a site's settings (not its id or domain).
 func (s *DB) UpdateSite(ctx context.Context, st store.Site) error {
 	params, _ := json.Marshal(st.AllowedParams)
-	res, err := s.db.ExecContext(ctx, `UPDATE sites SET retention_s=?, allowed_params=?, user_unit=? WHERE id=?`,
-		int64(st.Retention/time.Second), string(params), st.UserUnit, st.ID)
+	res, err := s.db.ExecContext(ctx, `UPDATE sites SET retention_s=?, allowed_params=?, user_unit=?, settings=? WHERE id=?`,
+		int64(st.Retention/time.Second), string(params), st.UserUnit, settingsOf(st), st.ID)
 	if err != nil {
 		return err
 	}
@@ -164,15 +185,15 @@ func expectOne(res sql.Result) error {
 	return nil
 }
 
-const siteCols = `id, domain, retention_s, allowed_params, user_unit, created`
+const siteCols = `id, domain, retention_s, allowed_params, user_unit, created, settings`
 
 type scanner interface{ Scan(...any) error }
 
 func scanSite(r scanner) (store.Site, error) {
 	var st store.Site
 	var ret, created int64
-	var params string
-	if err := r.Scan(&st.ID, &st.Domain, &ret, &params, &st.UserUnit, &created); err != nil {
+	var params, settings string
+	if err := r.Scan(&st.ID, &st.Domain, &ret, &params, &st.UserUnit, &created, &settings); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return st, store.ErrNotFound
 		}
@@ -183,6 +204,12 @@ func scanSite(r scanner) (store.Site, error) {
 	if err := json.Unmarshal([]byte(params), &st.AllowedParams); err != nil {
 		return st, fmt.Errorf("site %s: allowed params: %w", st.ID, err)
 	}
+	var set siteSettings
+	if err := json.Unmarshal([]byte(settings), &set); err != nil {
+		return st, fmt.Errorf("site %s: settings: %w", st.ID, err)
+	}
+	st.DailyEpsilon, st.AllowedProps, st.Fields, st.Undeclared = set.DailyEpsilon, set.AllowedProps, set.Fields, set.Undeclared
+	st.Purposes, st.Owner, st.OwnerDomain, st.Caps = set.Purposes, set.Owner, set.OwnerDomain, set.Caps
 	return st, nil
 }
 
