@@ -89,13 +89,17 @@ type siteAgg struct {
 	units  map[unitKey]*unitState
 	closed map[int32]bool
 	loaded bool
+	// erased holds units erased while the consumer may still hold some of
+	// their deleted messages in flight: their events in messages up to the
+	// sequence given are not counted.
+	erased map[event.Pseudonym]uint64
 
 	// Uncommitted work: the deltas of messages up to pendPos.
 	pend       deltas
 	pendDays   map[int32]*dayStat
 	pendPos    uint64
 	pendEvents int
-	pendCount  [3]int // by countOK, countCapped, countLate
+	pendCount  [4]int // by countOK, countCapped, countLate, countErased
 	pendCorr   int
 	pendSince  time.Time
 }
@@ -109,6 +113,7 @@ const (
 	countOK = iota
 	countCapped
 	countLate
+	countErased
 )
 
 var migrations = []string{`
@@ -165,7 +170,7 @@ func New(cfg Config) (*Aggregator, error) {
 	a.m = metrics{
 		events: prometheus.NewCounter(prometheus.CounterOpts{Name: "veil_aggregate_events_total", Help: "Events applied to rollups."}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "veil_aggregate_dropped_total",
-			Help: "Events not counted: capped (beyond a contribution bound), late (for a closed day), corrupt."}, []string{"reason"}),
+			Help: "Events not counted: capped (beyond a contribution bound), late (for a closed day), erased (of a data subject erased while they were in flight), corrupt."}, []string{"reason"}),
 		batches: prometheus.NewCounter(prometheus.CounterOpts{Name: "veil_aggregate_batches_total", Help: "Transactions committed by the aggregator."}),
 		lag:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "veil_aggregate_lag_messages", Help: "Log messages not yet aggregated, summed over sites, as of the last fetch."}),
 	}
@@ -266,7 +271,7 @@ func (a *Aggregator) load(ctx context.Context, s *siteAgg) error {
 		}
 		s.caps = a.cfg.CapsFor(st)
 	}
-	s.pend, s.pendDays, s.pendEvents, s.pendCount, s.pendCorr = newDeltas(), map[int32]*dayStat{}, 0, [3]int{}, 0
+	s.pend, s.pendDays, s.pendEvents, s.pendCount, s.pendCorr = newDeltas(), map[int32]*dayStat{}, 0, [4]int{}, 0
 	err := a.cfg.DB.QueryRowContext(ctx, `SELECT seq FROM agg_position WHERE site=?`, s.id).Scan(&s.pos)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
@@ -448,6 +453,11 @@ func (a *Aggregator) accumulate(s *siteAgg, msgs []jetstream.Msg) {
 	if s.pendPos == s.pos {
 		s.pendSince = time.Now()
 	}
+	for p, horizon := range s.erased {
+		if s.pendPos >= horizon {
+			delete(s.erased, p)
+		}
+	}
 	for _, m := range msgs {
 		md, err := m.Metadata()
 		if err != nil {
@@ -469,6 +479,10 @@ func (a *Aggregator) accumulate(s *siteAgg, msgs []jetstream.Msg) {
 		now := a.cfg.Now().UnixMilli()
 		for i := range evs {
 			e := &evs[i]
+			if len(s.erased) > 0 && seq <= s.erased[e.Pseudonym] && e.Unit != event.UnitEvent {
+				s.pendCount[countErased]++
+				continue
+			}
 			day := dayOf(e.Time)
 			if s.closed[day] {
 				s.pendCount[countLate]++
@@ -494,6 +508,10 @@ func (a *Aggregator) accumulate(s *siteAgg, msgs []jetstream.Msg) {
 func (a *Aggregator) commit(ctx context.Context, s *siteAgg) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return a.commitLocked(ctx, s)
+}
+
+func (a *Aggregator) commitLocked(ctx context.Context, s *siteAgg) error {
 	tx, err := a.cfg.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -521,8 +539,9 @@ func (a *Aggregator) commit(ctx context.Context, s *siteAgg) error {
 	a.m.events.Add(float64(s.pendCount[countOK]))
 	a.m.dropped.WithLabelValues("capped").Add(float64(s.pendCount[countCapped]))
 	a.m.dropped.WithLabelValues("late").Add(float64(s.pendCount[countLate]))
+	a.m.dropped.WithLabelValues("erased").Add(float64(s.pendCount[countErased]))
 	a.m.dropped.WithLabelValues("corrupt").Add(float64(s.pendCorr))
-	s.pend, s.pendDays, s.pendEvents, s.pendCount, s.pendCorr = newDeltas(), map[int32]*dayStat{}, 0, [3]int{}, 0
+	s.pend, s.pendDays, s.pendEvents, s.pendCount, s.pendCorr = newDeltas(), map[int32]*dayStat{}, 0, [4]int{}, 0
 	return nil
 }
 

@@ -233,6 +233,10 @@ func (d deltas) add(u *unitState, dim, value string, hour int64, f func(*delta))
 	}
 }
 
+func (x *delta) negate() {
+	*x = delta{-x.Visitors, -x.DayVisitors, -x.Visits, -x.Bounces, -x.Pageviews, -x.Events}
+}
+
 func incVisitors(x *delta)    { x.DayVisitors++ }
 func incVisits(x *delta)      { x.Visits++ }
 func incPageviews(x *delta)   { x.Pageviews++ }

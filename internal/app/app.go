@@ -238,7 +238,11 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	}
 	a.Query = NewQueryEngine(st, a.Ledger, cfg.Now)
 	a.Query.Policy, a.Query.Audit = a.Policy, a.Audit
-	if a.DSR, err = dsr.New(ctx, dsr.Config{DB: st.SQL(), Log: lg, Vault: a.Vault, Pseudonyms: a.Pseudo, Bounding: a.Agg,
+	var bounding dsr.Bounding // with separate workers, this process holds no aggregation state
+	if !cfg.NoAggregate {
+		bounding = a.Agg
+	}
+	if a.DSR, err = dsr.New(ctx, dsr.Config{DB: st.SQL(), Log: lg, Vault: a.Vault, Pseudonyms: a.Pseudo, Bounding: bounding,
 		Consent: a.Consent, Audit: a.Audit, Ref: ref, Now: cfg.Now, Logger: logger}, reg); err != nil {
 		a.Close()
 		return nil, err

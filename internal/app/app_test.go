@@ -17,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veil-analytics/veil/internal/aggregate"
 	"github.com/veil-analytics/veil/internal/auth"
 	"github.com/veil-analytics/veil/internal/event"
+	"github.com/veil-analytics/veil/internal/eventlog"
 	"github.com/veil-analytics/veil/internal/site"
 	"github.com/veil-analytics/veil/internal/store"
 )
@@ -550,6 +552,28 @@ func TestGracefulShutdownLosesNothingAcknowledged(t *testing.T) {
 
 // grepDir lists every file under dir holding one of needles, as
 // "path: needle".
+// waitAggregated waits until the aggregator has committed everything the
+// site's log holds.
+func waitAggregated(t *testing.T, a *App, siteID string) {
+	t.Helper()
+	info, err := a.Log.JetStream().Stream(context.Background(), eventlog.StreamName(siteID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := info.CachedInfo().State.LastSeq
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p, _ := aggregate.Position(context.Background(), a.Store.SQL(), siteID)
+		if p >= last {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("aggregator at %d of %d", p, last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func grepDir(t *testing.T, dir string, needles ...string) []string {
 	t.Helper()
 	var found []string

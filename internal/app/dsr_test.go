@@ -31,6 +31,15 @@ func TestDataSubjectRightsEndToEnd(t *testing.T) {
 		t.Fatalf("ingest: %d %s", res.status, res.body)
 	}
 	pseudonyms, _ := r.app.Pseudo.UserPseudonyms(s.ID, alice)
+	// Counted in the exact rollups of the open day before the erasure.
+	waitAggregated(t, r.app, s.ID)
+	rollupCells := func(value string) (n int) {
+		r.app.Store.SQL().QueryRow(`SELECT (SELECT count(*) FROM agg_rollup WHERE value=?) + (SELECT count(*) FROM agg_pairs WHERE value=?)`, value, value).Scan(&n)
+		return n
+	}
+	if rollupCells("/alice-page-0") == 0 || rollupCells("/bob-page") == 0 {
+		t.Fatal("alice's and bob's pages not aggregated before the erasure; the test would prove nothing")
+	}
 
 	export := func() (int, map[string]any, string) {
 		res := r.do(t, "POST", "/api/v1/sites/example.com/dsr/export", officer, "application/json",
@@ -59,8 +68,15 @@ func TestDataSubjectRightsEndToEnd(t *testing.T) {
 	}
 
 	res := r.do(t, "POST", "/api/v1/sites/example.com/dsr/erase", officer, "application/json", []byte(`{"user_id":"`+alice+`","reason":"erasure request ticket 43"}`), nil)
-	if res.status != 200 {
+	var rep struct {
+		Events      int `json:"events"`
+		RollupCells int `json:"rollup_cells"`
+	}
+	if json.Unmarshal(res.body, &rep); res.status != 200 || rep.Events != 3 || rep.RollupCells == 0 {
 		t.Fatalf("erase: %d %s", res.status, res.body)
+	}
+	if rollupCells("/alice-page-1") != 0 || rollupCells("/bob-page") == 0 {
+		t.Fatal("erasure left alice's pages in the open day's rollups, or took bob's")
 	}
 	if status, out, raw := export(); status != 200 || out["found"] != false {
 		t.Fatalf("export after erasure: %d %s", status, raw)

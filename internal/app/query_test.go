@@ -19,9 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/veil-analytics/veil/internal/aggregate"
 	"github.com/veil-analytics/veil/internal/auth"
-	"github.com/veil-analytics/veil/internal/eventlog"
 	"github.com/veil-analytics/veil/internal/store"
 )
 
@@ -100,19 +98,7 @@ func startWithData(t *testing.T) *queryEnv {
 			}
 		}
 	}
-	info, _ := a.Log.JetStream().Stream(context.Background(), eventlog.StreamName(s.ID))
-	last := info.CachedInfo().State.LastSeq
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		p, _ := aggregate.Position(context.Background(), a.Store.SQL(), s.ID)
-		if p >= last {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("aggregator at %d of %d", p, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitAggregated(t, a, s.ID)
 	clock.Set(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
 	if err := a.Agg.CloseDays(context.Background(), s.ID); err != nil {
 		t.Fatal(err)

@@ -14,9 +14,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/veil-analytics/veil/internal/aggregate"
 	"github.com/veil-analytics/veil/internal/audit"
 	"github.com/veil-analytics/veil/internal/consent"
 	"github.com/veil-analytics/veil/internal/event"
+	"github.com/veil-analytics/veil/internal/eventlog"
 	"github.com/veil-analytics/veil/internal/store"
 	"github.com/veil-analytics/veil/internal/vault"
 )
@@ -24,7 +26,7 @@ import (
 // Log is what requests need of the event log (eventlog.Log).
 type Log interface {
 	UserEvents(ctx context.Context, siteID string, p event.Pseudonym, fn func(event.Event) error) error
-	EraseUser(ctx context.Context, siteID string, p event.Pseudonym) (int, error)
+	EraseUser(ctx context.Context, siteID string, p event.Pseudonym) ([]eventlog.Erased, error)
 }
 
 // Vault is what requests need of the vault (vault.Vault).
@@ -41,11 +43,13 @@ type Pseudonyms interface {
 	UserPseudonyms(siteID, userID string) ([]event.Pseudonym, error)
 }
 
-// Bounding is the aggregator's per-unit state of days not yet released.
+// Bounding is the aggregation of days not yet released
+// (aggregate.Aggregator).
 type Bounding interface {
-	// ForgetUnit drops the in-memory bounding state of unit p on site and
-	// returns how many unit-days it held.
-	ForgetUnit(siteID string, p event.Pseudonym) int
+	// EraseUnit pauses the site's counting, calls erase (which deletes p's
+	// events from the log and returns them), takes their contribution back
+	// from the exact rollups of open days and drops p's bounding state.
+	EraseUnit(ctx context.Context, siteID string, p event.Pseudonym, erase func(context.Context) ([]eventlog.Erased, error)) (aggregate.UnitErasure, error)
 }
 
 // DefaultDeadline is GDPR's one month to answer (Art. 12(3)).
@@ -57,8 +61,9 @@ type Config struct {
 	Log        Log
 	Vault      Vault
 	Pseudonyms Pseudonyms
-	// Bounding is nil where no aggregator runs in-process (the CLI); the
-	// state it holds then ages out when the day is released.
+	// Bounding is nil where no aggregator runs in-process (separate
+	// `veil aggregate` workers): the exact rollups of open days then keep
+	// the subject's bounded contribution until retention removes them.
 	Bounding Bounding
 	Consent  *consent.Registry
 	Audit    audit.Recorder
@@ -169,7 +174,7 @@ func (s *Service) ref(siteID string, id Ident) string { return s.cfg.Ref(siteID,
 // cover; they are the same for every subject.
 var notes = []string{
 	"Cookieless visits are recorded under a daily pseudonym that cannot be linked to a user id or e-mail address; they cannot be included, and their salt is destroyed after 48 hours.",
-	"Statistics already published under differential privacy are not personal data about you and are not changed: differential privacy bounds how much any one person can influence them.",
+	"Statistics of days not yet published are computed without you. Statistics already published under differential privacy are not personal data about you and are not changed: differential privacy bounds how much any one person can influence them.",
 }
 
 // VaultItem is one tokenized value.
@@ -343,6 +348,11 @@ type ErasureReport struct {
 	// BoundingUnits is the unit-days of unreleased aggregation state
 	// dropped (0 where no aggregator runs in-process).
 	BoundingUnits int `json:"bounding_units"`
+	// RollupCells is the exact aggregate cells of days not yet released
+	// that the subject's contribution was taken back from (cells only they
+	// had contributed to are deleted), so those days are released as if
+	// the subject had never been counted.
+	RollupCells int `json:"rollup_cells"`
 	// ConsentGrants deleted; ConsentWithdrawalsKept are kept as proof that
 	// a withdrawal is honoured (see consent.Registry.Erase).
 	ConsentGrants          int       `json:"consent_grants"`
@@ -356,6 +366,7 @@ func (r ErasureReport) detail(siteID, reqID, identifiedBy, phase string) map[str
 		"site": siteID, "request": reqID, "identified_by": identifiedBy, "phase": phase,
 		"vault_values": strconv.Itoa(r.VaultValues), "events": strconv.Itoa(r.Events),
 		"pseudonyms_searched": strconv.Itoa(r.PseudonymsSearched), "bounding_units": strconv.Itoa(r.BoundingUnits),
+		"rollup_cells":   strconv.Itoa(r.RollupCells),
 		"consent_grants": strconv.Itoa(r.ConsentGrants), "consent_withdrawals_kept": strconv.Itoa(r.ConsentWithdrawalsKept),
 	}
 }
@@ -430,13 +441,24 @@ func (s *Service) erase(ctx context.Context, site store.Site, id Ident, rep *Era
 			}
 			seen[p] = true
 			rep.PseudonymsSearched++
-			n, err := s.cfg.Log.EraseUser(ctx, site.ID, p)
-			rep.Events += n
+			var erased []eventlog.Erased
+			eraseLog := func(ctx context.Context) ([]eventlog.Erased, error) {
+				var err error
+				erased, err = s.cfg.Log.EraseUser(ctx, site.ID, p)
+				return erased, err
+			}
+			var err error
+			if s.cfg.Bounding != nil {
+				var u aggregate.UnitErasure
+				u, err = s.cfg.Bounding.EraseUnit(ctx, site.ID, p, eraseLog)
+				rep.BoundingUnits += u.UnitDays
+				rep.RollupCells += u.Cells
+			} else {
+				_, err = eraseLog(ctx)
+			}
+			rep.Events += len(erased)
 			if err != nil {
 				return fmt.Errorf("dsr: event log erase: %w", err)
-			}
-			if s.cfg.Bounding != nil {
-				rep.BoundingUnits += s.cfg.Bounding.ForgetUnit(site.ID, p)
 			}
 		}
 		removed, kept, err := s.cfg.Consent.Erase(ctx, site.ID, s.cfg.Consent.UserRef(site.ID, uid))

@@ -25,6 +25,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 
+	"github.com/veil-analytics/veil/internal/aggregate"
 	"github.com/veil-analytics/veil/internal/audit"
 	"github.com/veil-analytics/veil/internal/consent"
 	"github.com/veil-analytics/veil/internal/event"
@@ -137,13 +138,16 @@ type bounding struct {
 	forgot []event.Pseudonym
 }
 
-func (b *bounding) ForgetUnit(_ string, p event.Pseudonym) int {
+func (b *bounding) EraseUnit(ctx context.Context, _ string, p event.Pseudonym, erase func(context.Context) ([]eventlog.Erased, error)) (aggregate.UnitErasure, error) {
+	if _, err := erase(ctx); err != nil {
+		return aggregate.UnitErasure{}, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.forgot = append(b.forgot, p)
 	n := b.held[p]
 	delete(b.held, p)
-	return n
+	return aggregate.UnitErasure{UnitDays: n}, nil
 }
 
 type env struct {
@@ -516,10 +520,10 @@ type failingLog struct {
 	failed bool
 }
 
-func (f *failingLog) EraseUser(ctx context.Context, siteID string, p event.Pseudonym) (int, error) {
+func (f *failingLog) EraseUser(ctx context.Context, siteID string, p event.Pseudonym) ([]eventlog.Erased, error) {
 	if !f.failed {
 		f.failed = true
-		return 0, errors.New("stream unavailable")
+		return nil, errors.New("stream unavailable")
 	}
 	return f.Log.EraseUser(ctx, siteID, p)
 }

@@ -81,38 +81,46 @@ func (l *Log) UserEvents(ctx context.Context, siteID string, p event.Pseudonym, 
 	})
 }
 
+// Erased is an event deleted from the log, with the stream sequence of
+// the message that held it.
+type Erased struct {
+	Seq   uint64
+	Event event.Event
+}
+
 // EraseUser removes every stored message of the declared user p and
-// returns how many events they held. Each message is securely deleted
-// (overwritten on disk, not just marked), then the subject is purged to
-// catch messages that arrived meanwhile.
-func (l *Log) EraseUser(ctx context.Context, siteID string, p event.Pseudonym) (int, error) {
+// returns the events they held, in log order. Each message is securely
+// deleted (overwritten on disk, not just marked), then the subject is
+// purged to catch messages that arrived meanwhile.
+func (l *Log) EraseUser(ctx context.Context, siteID string, p event.Pseudonym) ([]Erased, error) {
 	st, err := l.stream(ctx, siteID)
 	if err != nil || st == nil {
-		return 0, err
+		return nil, err
 	}
 	subject := UserSubject(siteID, p)
 	var seqs []uint64
-	n := 0
+	var out []Erased
 	err = scanSubject(ctx, st, subject, func(seq uint64, data []byte) error {
-		evs, err := event.DecodeBatch(data)
-		if err == nil {
-			n += len(evs)
+		if evs, err := event.DecodeBatch(data); err == nil {
+			for _, e := range evs {
+				out = append(out, Erased{Seq: seq, Event: e})
+			}
 		}
 		seqs = append(seqs, seq)
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	for _, seq := range seqs {
 		if err := st.SecureDeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return n, fmt.Errorf("erase message %d: %w", seq, err)
+			return out, fmt.Errorf("erase message %d: %w", seq, err)
 		}
 	}
 	if err := st.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
-		return n, err
+		return out, err
 	}
-	return n, nil
+	return out, nil
 }
 
 // PurgeBefore removes a site's messages whose events all happened before

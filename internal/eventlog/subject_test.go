@@ -52,9 +52,14 @@ func TestUserExportAndErasure(t *testing.T) {
 	if !dirContains(t, dir, alice.Path) {
 		t.Fatal("marker not on disk before erasure; the test would prove nothing")
 	}
-	n, err := l.EraseUser(ctx, "s1", alice.Pseudonym)
-	if err != nil || n != 5 {
-		t.Fatalf("erased %d, %v", n, err)
+	erased, err := l.EraseUser(ctx, "s1", alice.Pseudonym)
+	if err != nil || len(erased) != 5 {
+		t.Fatalf("erased %d, %v", len(erased), err)
+	}
+	for i, x := range erased {
+		if x.Event.Path != alice.Path || x.Seq == 0 || i > 0 && x.Seq < erased[i-1].Seq {
+			t.Fatalf("erased event %d: seq %d, %+v", i, x.Seq, x.Event)
+		}
 	}
 	if dirContains(t, dir, alice.Path) || dirContains(t, dir, alice.Pseudonym.String()) {
 		t.Fatal("erased user's events still on disk")
