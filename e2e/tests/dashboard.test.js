@@ -200,6 +200,45 @@ test('the same filtered view again is free', async () => {
   assert.equal(await page.getByTestId('privacy-badge').getAttribute('data-source'), 'released');
 });
 
+test('a page filter narrows the country panel, after showing its cost', async () => {
+  await page.goto(dashboard());
+  await ready(page);
+  const row = page.getByTestId('panel-pages').getByTestId('row').first();
+  const path = await row.getAttribute('data-label');
+  await row.locator('button.rowbtn').click();
+  const dialog = page.getByTestId('cost-dialog');
+  await dialog.waitFor();
+  await dialog.getByTestId('cost-confirm').click();
+  const chip = page.getByTestId('filter-chip');
+  await chip.waitFor();
+  await ready(page);
+  assert.equal(await chip.getAttribute('data-dim'), 'event:page');
+  assert.equal(await chip.getAttribute('data-value'), path);
+
+  // A breakdown by country under a page filter is an ad hoc question of
+  // its own: it runs only after its cost is shown and confirmed.
+  queries.length = 0;
+  const countries = page.getByTestId('panel-countries');
+  await countries.getByTestId('load-countries').click();
+  await dialog.waitFor();
+  assert.ok(queries.every((q) => q.privacy?.preview), 'the breakdown ran before the user confirmed');
+  await dialog.getByTestId('cost-confirm').click();
+  await countries.getByTestId('row').first().waitFor();
+  const asked = queries.find((q) => !q.privacy?.preview && q.dimensions?.[0] === 'visit:country');
+  assert.deepEqual(asked.filters, [['is', 'event:page', [path]]]);
+  const res = await api('/api/v2/query', asked);
+  assert.equal(res.meta.cached, true, 'the API answered the same question anew');
+  const first = countries.getByTestId('row').first();
+  assert.equal(await first.getAttribute('data-label'), res.results[0].dimensions[0]);
+  assert.equal(Number(await first.locator('[data-metric="visitors"]').getAttribute('data-value')), res.results[0].metrics[0]);
+
+  // Breakdowns that cannot be filtered by a page say so.
+  const sources = page.getByTestId('panel-sources');
+  await sources.getByText(/can be filtered on/).waitFor();
+  await chip.getByRole('button').click();
+  await ready(page);
+});
+
 test('Veil’s tracker on a page records a pageview and a custom event', async () => {
   const metric = async () => {
     const text = await api('/metrics');

@@ -32,6 +32,16 @@ func (r Row) Metric(name string) float64 {
 	return 0
 }
 
+// Add adds o's counts to r.
+func (r *Row) Add(o Row) {
+	r.Visitors += o.Visitors
+	r.DayVisitors += o.DayVisitors
+	r.Visits += o.Visits
+	r.Bounces += o.Bounces
+	r.Pageviews += o.Pageviews
+	r.Events += o.Events
+}
+
 // scanRows reads rows of (dim, value, hour, visitors, day_visitors, visits,
 // bounces, pageviews, events).
 func scanRows(rows *sql.Rows, err error) ([]Row, error) {
@@ -71,8 +81,14 @@ func Position(ctx context.Context, db *sql.DB, site string) (uint64, error) {
 // dimension fdim having one of fvals, summed per day and value, for days
 // in [from, to). The Row's Hour holds the day's start.
 func ReadPairs(ctx context.Context, db *sql.DB, site, fdim string, fvals []string, dim string, from, to time.Time) ([]Row, error) {
-	q := `SELECT dim, value, day, 0, sum(day_visitors), sum(visits), sum(bounces), sum(pageviews), sum(events)
-		FROM agg_pairs WHERE site=? AND fdim=? AND dim=? AND day>=? AND day<? AND fval IN (`
+	q, args := pairQuery(`dim, value, day, 0, sum(day_visitors), sum(visits), sum(bounces), sum(pageviews), sum(events)`, site, fdim, fvals, dim, from, to)
+	return scanRows(db.QueryContext(ctx, q+` GROUP BY day, value ORDER BY day, value`, args...))
+}
+
+// pairQuery selects cols from the pair cells of dim restricted to fvals of
+// fdim on days in [from, to).
+func pairQuery(cols, site, fdim string, fvals []string, dim string, from, to time.Time) (string, []any) {
+	q := `SELECT ` + cols + ` FROM agg_pairs WHERE site=? AND fdim=? AND dim=? AND day>=? AND day<? AND fval IN (`
 	args := []any{site, fdim, dim, from.Unix(), to.Unix()}
 	for i, v := range fvals {
 		if i > 0 {
@@ -81,8 +97,7 @@ func ReadPairs(ctx context.Context, db *sql.DB, site, fdim string, fvals []strin
 		q += "?"
 		args = append(args, v)
 	}
-	q += `) GROUP BY day, value ORDER BY day, value`
-	return scanRows(db.QueryContext(ctx, q, args...))
+	return q + ")", args
 }
 
 // ReadRollupPrefix is ReadRollup for every dimension starting with prefix
@@ -91,4 +106,31 @@ func ReadRollupPrefix(ctx context.Context, db *sql.DB, site, prefix string, from
 	return scanRows(db.QueryContext(ctx, `SELECT dim, value, hour, visitors, day_visitors, visits, bounces, pageviews, events
 		FROM agg_rollup WHERE site=? AND dim>=? AND dim<? AND hour>=? AND hour<? ORDER BY dim, hour, value`,
 		site, prefix, prefix+"\xff", from.Unix(), to.Unix()))
+}
+
+// PairRow is a pair cell: Row restricted to the unit dimension's value FVal.
+type PairRow struct {
+	FVal string
+	Row
+}
+
+// ReadPairRows returns a site's cells of dim restricted to each of fvals of
+// the unit dimension fdim, per day in [from, to), one row per (fval, day,
+// value) without summing over fval. The Row's Hour holds the day's start.
+func ReadPairRows(ctx context.Context, db *sql.DB, site, fdim string, fvals []string, dim string, from, to time.Time) ([]PairRow, error) {
+	q, args := pairQuery(`fval, dim, value, day, day_visitors, visits, bounces, pageviews, events`, site, fdim, fvals, dim, from, to)
+	rows, err := db.QueryContext(ctx, q+` ORDER BY day, fval, value`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []PairRow
+	for rows.Next() {
+		var r PairRow
+		if err := rows.Scan(&r.FVal, &r.Dim, &r.Value, &r.Hour, &r.DayVisitors, &r.Visits, &r.Bounces, &r.Pageviews, &r.Events); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }

@@ -522,8 +522,9 @@ func (e *Engine) planAdHoc(site store.Site, q statsquery.Query) (adHocPlan, erro
 			return p, badq(field, "only one filter is supported yet")
 		}
 		if !contains(aggregate.FilterDims, f.Dim) {
-			if q.BreakdownDim() != "" {
-				return p, badq(field, "a filter on %s answers totals and time series (no breakdown) for now; breakdowns can be filtered on %s", f.Dim, strings.Join(aggregate.FilterDims, ", "))
+			if bd := q.BreakdownDim(); bd != "" && !contains(aggregate.FilterDims, bd) {
+				return p, badq(field, "a filter on %s answers totals, time series and breakdowns by %s for now; breakdowns by %s can be filtered on %s",
+					f.Dim, strings.Join(aggregate.FilterDims, ", "), bd, strings.Join(aggregate.FilterDims, ", "))
 			}
 			if strings.HasPrefix(f.Dim, "time:") {
 				return p, badq(field, "use date_range to limit time")
@@ -687,9 +688,12 @@ func (e *Engine) adHoc(ctx context.Context, site store.Site, tok store.Token, q 
 
 	// Exact bounded cells, per (time bucket, value).
 	var cells []exactCell
-	if p.summed != nil {
+	switch {
+	case p.summed != nil && dim != "":
+		cells, err = e.transposedCells(ctx, site, q, *p.summed)
+	case p.summed != nil:
 		cells, err = e.summedCells(ctx, site, q, *p.summed)
-	} else {
+	default:
 		cells, err = e.exact(ctx, site, q, fdim, fvals)
 	}
 	if err != nil {
@@ -858,6 +862,38 @@ func filterMatch(f statsquery.Filter, v string) bool {
 	return match
 }
 
+// transposedCells answers a breakdown by a unit dimension (country,
+// browser, OS, device) under a filter f on another dimension, such as a
+// page or a source: the pair cells restricted to each unit value hold that
+// dimension's rows, so each unit value's cell sums the rows whose value
+// passes f. A unit-day has one value of a unit dimension, so it adds to
+// one cell per day, within the bound summedSens gives; every public value
+// is answered (no selection).
+func (e *Engine) transposedCells(ctx context.Context, site store.Site, q statsquery.Query, f statsquery.Filter) ([]exactCell, error) {
+	dim := q.BreakdownDim()
+	pub := release.PublicValues(planDim(dim))
+	var out []exactCell
+	for _, d := range dayList(q.From, q.To) {
+		rows, err := aggregate.ReadPairRows(ctx, e.DB, site.ID, dim, pub, f.Dim, d, d.Add(24*time.Hour))
+		if err != nil {
+			return nil, err
+		}
+		sum := map[string]*aggregate.Row{}
+		for _, v := range pub {
+			sum[v] = &aggregate.Row{Dim: dim, Value: v}
+		}
+		for _, r := range rows {
+			if s := sum[r.FVal]; s != nil && filterMatch(f, r.Value) {
+				s.Add(r.Row)
+			}
+		}
+		for _, v := range pub {
+			out = append(out, exactCell{day: d, row: *sum[v]})
+		}
+	}
+	return out, nil
+}
+
 // summedCells sums, per day, the rollup rows of f's dimension whose value
 // passes f: one cell per day, whatever the data (no selection needed).
 func (e *Engine) summedCells(ctx context.Context, site store.Site, q statsquery.Query, f statsquery.Filter) ([]exactCell, error) {
@@ -870,11 +906,7 @@ func (e *Engine) summedCells(ctx context.Context, site store.Site, q statsquery.
 		sum := aggregate.Row{Dim: f.Dim}
 		for _, r := range rows {
 			if filterMatch(f, r.Value) {
-				sum.DayVisitors += r.DayVisitors
-				sum.Visits += r.Visits
-				sum.Bounces += r.Bounces
-				sum.Pageviews += r.Pageviews
-				sum.Events += r.Events
+				sum.Add(r)
 			}
 		}
 		out = append(out, exactCell{day: d, row: sum})
@@ -913,11 +945,7 @@ func (e *Engine) exact(ctx context.Context, site store.Site, q statsquery.Query,
 				sum[r.Value] = s
 				vals = append(vals, r.Value)
 			}
-			s.DayVisitors += r.DayVisitors
-			s.Visits += r.Visits
-			s.Bounces += r.Bounces
-			s.Pageviews += r.Pageviews
-			s.Events += r.Events
+			s.Add(r)
 		}
 		if !OpenEndedDim(dim) {
 			// Closed dimensions answer every public value, present or not.

@@ -244,8 +244,36 @@ func TestFilterOnPageSumsMatchingRows(t *testing.T) {
 	if m := ask(`["contains","event:page",["pricing"]]`); math.Abs(m[0]-5000) > 200 || math.Abs(m[1]-7500) > 300 {
 		t.Fatalf("contains pricing: %v, truth 5000 and 7500", m)
 	}
-	if _, err := e.Answer(context.Background(), site, testToken, parse(t, `{"site_id":"example.com","metrics":["visitors"],"date_range":["2026-11-20","2026-11-20"],"dimensions":["visit:country"],"filters":[["is","event:page",["/pricing"]]]}`)); err == nil || !strings.Contains(err.Error(), "no breakdown") {
-		t.Fatalf("page filter with a breakdown: %v", err)
+	// Breakdowns by a unit dimension under the page filter read the pair
+	// cells of each country: DE's and FR's /pricing rows, nothing of /blog.
+	for _, r := range []struct {
+		country, page string
+		visitors, pv  int
+	}{{"DE", "/pricing", 3000, 4500}, {"FR", "/pricing", 1000, 1500}, {"DE", "/blog", 9000, 9500}} {
+		if _, err := st.SQL().Exec(`INSERT INTO agg_pairs (site, fdim, fval, dim, day, value, day_visitors, pageviews) VALUES ('s1', ?, ?, ?, ?, ?, ?, ?)`,
+			aggregate.DimCountry, r.country, aggregate.DimPage, day.Unix(), r.page, r.visitors, r.pv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := e.Answer(context.Background(), site, testToken, parse(t, `{"site_id":"example.com","metrics":["visitors","pageviews"],"date_range":["2026-11-20","2026-11-20"],"dimensions":["visit:country"],"filters":[["is","event:page",["/pricing"]]],"privacy":{"epsilon":2}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth := map[string][2]float64{"DE": {3000, 4500}, "FR": {1000, 1500}, "US": {0, 0}}
+	seen := 0
+	for _, row := range res.Results {
+		if want, ok := truth[row.Dimensions[0]]; ok {
+			seen++
+			if math.Abs(row.Metrics[0]-want[0]) > 60 || math.Abs(row.Metrics[1]-want[1]) > 300 {
+				t.Fatalf("%s visitors of /pricing: %v, truth %v", row.Dimensions[0], row.Metrics, want)
+			}
+		}
+	}
+	if seen != 3 || len(res.Results) < 100 {
+		t.Fatalf("country breakdown under a page filter: %d rows, %d of DE, FR and US; every public country is answered", len(res.Results), seen)
+	}
+	if _, err := e.Answer(context.Background(), site, testToken, parse(t, `{"site_id":"example.com","metrics":["visitors"],"date_range":["2026-11-20","2026-11-20"],"dimensions":["visit:source"],"filters":[["is","event:page",["/pricing"]]]}`)); err == nil || !strings.Contains(err.Error(), "breakdowns by visit:source can be filtered on") {
+		t.Fatalf("page filter with a source breakdown: %v", err)
 	}
 	// One visitor-day moves the filtered total by at most the caps: the
 	// noise is calibrated to visitors ≤ 1 per matching page (here 1) and
