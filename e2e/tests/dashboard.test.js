@@ -234,7 +234,7 @@ test('a page filter narrows the country panel, after showing its cost', async ()
 
   // Breakdowns that cannot be filtered by a page say so.
   const sources = page.getByTestId('panel-sources');
-  await sources.getByText(/can be filtered on/).waitFor();
+  await sources.getByText(/cannot be narrowed to visitors whose page is/).waitFor();
   await chip.getByRole('button').click();
   await ready(page);
 });

@@ -17,6 +17,9 @@ const STAT_NAMES = { visitors: 'Visitors', visits: 'Visits', pageviews: 'Pagevie
 // both the chart and the totals (their sum): one charge instead of two.
 const FILTERED = ['visitors', 'visits', 'pageviews'];
 const CHART_METRICS = ['visitors', 'pageviews'];
+// A unit-day has one value of these, so the API can answer any breakdown
+// filtered by one of them, and a breakdown by one of them under any filter.
+const UNIT_DIMS = ['visit:country', 'visit:device', 'visit:browser', 'visit:os'];
 
 function stateFrom(params) {
   const range = RANGES.some((r) => r.id === params.get('range')) ? params.get('range') : '7d';
@@ -408,7 +411,9 @@ export class Dashboard {
     const f = this.state.filter;
     p.loading();
     try {
-      if (!f || f.dim === p.dim()) {
+      if (f && f.dim !== p.dim() && !UNIT_DIMS.includes(f.dim) && !UNIT_DIMS.includes(p.dim())) {
+        p.message(`${tab.label} cannot be narrowed to visitors whose ${filterName(f)} yet. Under this filter, breakdowns by country, device, browser and operating system are available.`);
+      } else if (!f || f.dim === p.dim()) {
         const res = await query(body, signal);
         if (!this.current(gen)) return;
         p.show(res, { note: f ? 'All visitors: a breakdown cannot be filtered by its own dimension.' : null, active: f?.value });
