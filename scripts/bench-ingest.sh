@@ -16,12 +16,14 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$wo
 go build -o "$work/veil" ./cmd/veil
 V="$work/veil"
 data="$work/data"
-$V site add bench.example --data "$data" >/dev/null
-TOKEN=$($V token create --role ingest --data "$data")
 
 $V baseline --addr 127.0.0.1:9090 2>/dev/null &
-$V serve --data "$data" --addr 127.0.0.1:9091 --trusted-proxy 127.0.0.1/32 --sync "$SYNC" --log-level warn >/dev/null 2>&1 &
+$V serve --data "$data" --addr 127.0.0.1:9091 --trusted-proxy 127.0.0.1/32 --sync "$SYNC" --log-level warn >"$work/serve.log" 2>&1 &
 for _ in $(seq 1 100); do curl -fs http://127.0.0.1:9091/readyz >/dev/null && break; sleep 0.2; done
+# The first start prints a one-time admin token; the CLI acts through the API.
+export VEIL_URL=http://127.0.0.1:9091 VEIL_TOKEN=$(grep -om1 'veil_[A-Za-z0-9_-]\{43\}' "$work/serve.log")
+$V site add bench.example >/dev/null
+TOKEN=$($V token create --role ingest)
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }

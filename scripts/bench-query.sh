@@ -15,14 +15,16 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/veil" ./cmd/veil
 V="$work/veil"; data="$work/data"; url=http://127.0.0.1:9095
-$V site add bench.example --retention 100d --data "$data" >/dev/null
-INGEST=$($V token create --role ingest --data "$data")
-VIEWER=$($V token create --role viewer --data "$data")
-ANALYST=$($V token create --role analyst --data "$data")
 $V serve --data "$data" --addr 127.0.0.1:9095 --close-grace 5s --log-level warn ${SERVE_FLAGS:-} >"$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -fs $url/readyz >/dev/null && break; sleep 0.2; done
-ADMIN=$($V token create --role admin --data "$data")
+# The first start prints a one-time admin token; the CLI acts through the API.
+ADMIN=$(grep -om1 'veil_[A-Za-z0-9_-]\{43\}' "$work/serve.log")
+export VEIL_URL=$url VEIL_TOKEN=$ADMIN
+$V site add bench.example --retention 100d >/dev/null
+INGEST=$($V token create --role ingest)
+VIEWER=$($V token create --role viewer)
+ANALYST=$($V token create --role analyst)
 metric() { curl -s -H "Authorization: Bearer $ADMIN" $url/metrics | awk -v m="$1" '$1==m {print $2}'; }
 
 t0=$(date +%s)

@@ -1,25 +1,25 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	neturl "net/url"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/veil-analytics/veil/internal/app"
 	"github.com/veil-analytics/veil/internal/audit"
+	"github.com/veil-analytics/veil/internal/auth"
 	"github.com/veil-analytics/veil/internal/keys"
-	"github.com/veil-analytics/veil/internal/piireport"
 	"github.com/veil-analytics/veil/internal/policy"
 	"github.com/veil-analytics/veil/internal/site"
+	"github.com/veil-analytics/veil/internal/store"
 	"github.com/veil-analytics/veil/internal/store/sqlitestore"
 )
 
@@ -53,7 +53,7 @@ func keysCmd(sub string, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return withKeys(*data, *kek, func(_ *sqlitestore.DB, ring *keys.Ring, info keys.Info) error {
+	return withKeys(*data, *kek, func(st *sqlitestore.DB, ring *keys.Ring, info keys.Info) error {
 		switch {
 		case sub == "list" && len(pos) == 0:
 			fmt.Fprintf(stdout, "key-encryption key: %s\n\n", info.URI)
@@ -64,9 +64,24 @@ func keysCmd(sub string, args []string, stdout io.Writer) error {
 			}
 			return tw.Flush()
 		case sub == "rotate" && len(pos) == 1:
+			// The rotation is an admin change: it is recorded in the audit
+			// log, which only a stopped server leaves to this process. A
+			// running server would pick the new key up only on restart.
+			if !slices.Contains(keys.Names(), pos[0]) {
+				return fmt.Errorf("unknown keyset %q (one of %v)", pos[0], keys.Names())
+			}
+			lg, err := openOperatorAudit(*data, st, ring)
+			if err != nil {
+				return err
+			}
+			defer lg.Close()
 			id, err := ring.Rotate(context.Background(), pos[0])
 			if err != nil {
 				return err
+			}
+			if err := lg.Record(context.Background(), audit.Entry{Time: time.Now().UTC(), Actor: OperatorActor, Action: "keys.rotate", Target: pos[0],
+				Detail: map[string]string{"primary_key_id": strconv.FormatUint(uint64(id), 10)}}); err != nil {
+				return fmt.Errorf("keyset %s rotated to key %d, but its audit record failed: %w", pos[0], id, err)
 			}
 			fmt.Fprintf(stdout, "keyset %s: new primary key %d; older keys stay for decryption and older pseudonym versions. A running server picks it up when restarted.\n", pos[0], id)
 			return nil
@@ -153,77 +168,49 @@ func policyCmd(sub string, args []string, stdout io.Writer) error {
 // dsrCmd sends a data subject request to a running server: erasure must
 // reach the server's event log and its in-memory bounding state, and the
 // server's audit log records it.
-func dsrCmd(sub string, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("dsr", flag.ContinueOnError)
-	url := fs.String("url", env("url", "http://localhost:8080"), "the server's URL (env VEIL_URL)")
-	token := fs.String("token", env("token", ""), "a privacy-officer API token (env VEIL_TOKEN)")
-	userID := fs.String("user-id", "", "the subject's declared user id")
-	email := fs.String("email", "", "the subject's email")
-	reason := fs.String("reason", "", "why (recorded in the audit log; no personal data)")
-	pos, err := parse(fs, args)
+
+// OperatorActor is the audit actor of the key-encryption key's holder
+// acting offline: key rotation and break-glass tokens.
+const OperatorActor = "operator (key-encryption key holder, offline)"
+
+// openOperatorAudit opens the audit log for an offline operator action. It
+// fails while veil serve holds the log.
+func openOperatorAudit(dataDir string, st *sqlitestore.DB, ring *keys.Ring) (*audit.Log, error) {
+	lg, err := app.OpenAudit(context.Background(), dataDir, st, ring)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("this action is recorded in the audit log, which is not available (stop veil serve first): %w", err)
 	}
-	if sub != "export" && sub != "erase" || len(pos) != 1 || (*userID == "") == (*email == "") || *reason == "" {
-		return errors.New("usage: veil dsr export|erase SITE (--user-id ID | --email ADDRESS) --reason TEXT [--url URL] [--token TOKEN]")
-	}
-	req := map[string]string{"reason": *reason}
-	if *userID != "" {
-		req["user_id"] = *userID
-	} else {
-		req["email"] = *email
-	}
-	body, _ := json.Marshal(req)
-	hr, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(*url, "/")+"/api/v1/sites/"+neturl.PathEscape(pos[0])+"/dsr/"+sub, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set("Authorization", "Bearer "+*token)
-	res, err := http.DefaultClient.Do(hr)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	out, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("the server answered %d: %s", res.StatusCode, bytes.TrimSpace(out))
-	}
-	_, err = stdout.Write(out)
-	return err
+	return lg, nil
 }
 
-// piiCmd prints which props of a site carry what kind of personal data
-// (counts only; the server flushes them every 30 s).
-func piiCmd(sub string, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("pii", flag.ContinueOnError)
-	data := dataFlag(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if sub != "report" || len(pos) != 1 {
-		return errors.New("usage: veil pii report SITE [--data DIR]")
-	}
-	st, err := app.OpenStore(*data)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	rep, err := piireport.New(piireport.Config{DB: st.SQL()})
-	if err != nil {
-		return err
-	}
-	s, err := site.Lookup(context.Background(), st, pos[0])
-	if err != nil {
-		return err
-	}
-	reps, err := rep.Report(context.Background(), s)
-	if err != nil {
-		return err
-	}
-	return piireport.WriteText(stdout, reps)
+// breakGlassToken creates a token offline, proven by the key-encryption
+// key, for when no admin token is left. It is audited like any token.
+func breakGlassToken(dataDir, kek, name string, role store.Role, sites []string, stdout io.Writer) error {
+	return withKeys(dataDir, kek, func(st *sqlitestore.DB, ring *keys.Ring, _ keys.Info) error {
+		ctx := context.Background()
+		var ids []string
+		for _, d := range sites {
+			s, err := site.Lookup(ctx, st, d)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, s.ID)
+		}
+		lg, err := openOperatorAudit(dataDir, st, ring)
+		if err != nil {
+			return err
+		}
+		defer lg.Close()
+		secret, t, err := auth.NewToken(ctx, st, name, role, ids, time.Now())
+		if err != nil {
+			return err
+		}
+		if err := lg.Record(ctx, audit.Entry{Time: time.Now().UTC(), Actor: OperatorActor, Action: "token.create", Target: t.ID, Reason: "break-glass",
+			Detail: map[string]string{"role": string(role), "sites": strings.Join(ids, ",")}}); err != nil {
+			st.DeleteToken(ctx, t.ID)
+			return fmt.Errorf("the token's audit record failed, so it was deleted again: %w", err)
+		}
+		fmt.Fprintln(stdout, secret)
+		return nil
+	})
 }

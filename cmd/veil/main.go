@@ -15,51 +15,50 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/veil-analytics/veil/internal/aggregate"
 	"github.com/veil-analytics/veil/internal/app"
-	"github.com/veil-analytics/veil/internal/auth"
 	"github.com/veil-analytics/veil/internal/demo"
-	"github.com/veil-analytics/veil/internal/dp"
 	"github.com/veil-analytics/veil/internal/eventlog"
-	"github.com/veil-analytics/veil/internal/ledger"
 	"github.com/veil-analytics/veil/internal/loadgen"
-	"github.com/veil-analytics/veil/internal/policy"
-	"github.com/veil-analytics/veil/internal/query"
-	"github.com/veil-analytics/veil/internal/release"
 	"github.com/veil-analytics/veil/internal/site"
-	"github.com/veil-analytics/veil/internal/store"
-	"github.com/veil-analytics/veil/internal/store/sqlitestore"
 )
 
 const usage = `veil: privacy-first analytics
 
 Usage:
   veil serve [flags]                    run the server (embedded NATS and SQLite by default)
-  veil site add DOMAIN [flags]          register a site
-  veil site list                        list sites
-  veil token create --role ROLE [flags] print a new API token
-  veil token list                       list tokens (never their secrets)
-  veil token revoke ID                  revoke a token
-  veil query --site S --json QUERY      answer a Stats API v2 query (DP; ad hoc queries spend budget)
-  veil budget SITE                      privacy budget spent and left per day
-  veil releases SITE                    what has been released and what it cost
-  veil aggregate --nats URL [flags]     run the aggregator as a separate worker
-  veil load [flags]                     generate load against a running server
-  veil baseline [--addr ADDR]           bare HTTP 202 server, the load benchmark's baseline
-  veil keys list | rotate KEYSET        key-encryption key and keysets (never key material); rotate a keyset
+
+Through the running server's API, with an API token (--token or VEIL_TOKEN;
+--url or VEIL_URL, default http://localhost:8080). The token's role is
+checked as for any API client, and admin changes are audited:
+  veil site add DOMAIN [flags]          register a site (admin)
+  veil site list                        list sites (admin)
+  veil token create --role ROLE [flags] print a new API token (admin)
+  veil token list                       list tokens, never their secrets (admin)
+  veil token revoke ID                  revoke a token (admin)
+  veil query --site S --json QUERY      a Stats API v2 query (viewer, analyst, admin; ad hoc queries spend budget)
+  veil budget SITE                      privacy budget spent and left per day (viewer, analyst, admin)
+  veil releases SITE                    what has been released and what it cost (viewer, analyst, admin)
+  veil pii report SITE                  which props carry what kind of personal data, counts only (admin, privacy officer)
+  veil dsr export|erase SITE --user-id ID|--email E --reason R   a data subject request (privacy officer)
+
+On the data directory (--data DIR, default ./veil-data, env VEIL_DATA), as
+the holder of the key-encryption key (--kek, env VEIL_KEK):
+  veil keys list | rotate KEYSET        key-encryption key and keysets (never key material); rotate a keyset (server stopped; audited)
+  veil token create --break-glass ...   a token when no admin token is left (server stopped; audited)
   veil audit verify [--witness FILE]    recompute the audit log's Merkle tree and check it against your last checkpoint
   veil audit checkpoint                 print the latest signed checkpoint (keep it to detect rollbacks)
   veil policy test                      run the Rego unit tests of the built-in and <data>/policies policies
-  veil pii report SITE                  which props carry what kind of personal data (counts only)
-  veil dsr export|erase SITE --user-id ID|--email E --reason R   a data subject request to the running server (privacy-officer token)
 
-Every command takes --data DIR (default ./veil-data, env VEIL_DATA).
+Workers and tools:
+  veil aggregate --nats URL [flags]     run the aggregator as a separate worker
+  veil load [flags]                     generate load against a running server
+  veil baseline [--addr ADDR]           bare HTTP 202 server, the load benchmark's baseline
+
 Run "veil COMMAND -h" for a command's flags.
 `
 
@@ -291,140 +290,6 @@ func dashboardURL(a net.Addr) string {
 	return "http://" + net.JoinHostPort(host, port) + "/"
 }
 
-func withStore(dataDir string, f func(store.Store) error) error {
-	st, err := app.OpenStore(dataDir)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	return f(st)
-}
-
-func siteAdd(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("site add", flag.ContinueOnError)
-	data := dataFlag(fs)
-	retention := fs.String("retention", "30d", "how long events are kept, e.g. 30d or 90d")
-	var params listFlag
-	fs.Var(&params, "allow-params", "query parameters kept in page URLs (names or prefixes ending in *); default utm_*")
-	unit := fs.String("privacy-unit", "visitor-day", `privacy unit: "visitor-day" or "user" (declared user ids)`)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("usage: veil site add DOMAIN [--retention 30d] [--data DIR]")
-	}
-	ret, err := site.ParseRetention(*retention)
-	if err != nil {
-		return err
-	}
-	days := int(ret / (24 * time.Hour))
-	set := site.Settings{RetentionDays: &days, PrivacyUnit: unit}
-	if len(params) > 0 {
-		set.AllowedParams = params
-	}
-	return withStore(*data, func(st store.Store) error {
-		s, err := site.Create(context.Background(), st, pos[0], set, time.Now())
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "site %s added (id %s, retention %d days)\n", s.Domain, s.ID, days)
-		return nil
-	})
-}
-
-func siteList(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("site list", flag.ContinueOnError)
-	data := dataFlag(fs)
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	return withStore(*data, func(st store.Store) error {
-		sites, err := st.Sites(context.Background())
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "DOMAIN\tID\tRETENTION\tPRIVACY UNIT")
-		for _, s := range sites {
-			v := site.ViewOf(s)
-			fmt.Fprintf(tw, "%s\t%s\t%dd\t%s\n", v.Domain, v.ID, v.RetentionDays, v.PrivacyUnit)
-		}
-		return tw.Flush()
-	})
-}
-
-func tokenCreate(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
-	data := dataFlag(fs)
-	role := fs.String("role", "", fmt.Sprintf("role: one of %v", store.Roles))
-	name := fs.String("name", "", "a note saying what the token is for")
-	var sites listFlag
-	fs.Var(&sites, "site", "limit the token to these site domains (repeatable)")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if *role == "" {
-		return fmt.Errorf("--role is required (one of %v)", store.Roles)
-	}
-	return withStore(*data, func(st store.Store) error {
-		ctx := context.Background()
-		var ids []string
-		for _, d := range sites {
-			s, err := site.Lookup(ctx, st, d)
-			if err != nil {
-				return err
-			}
-			ids = append(ids, s.ID)
-		}
-		secret, _, err := auth.NewToken(ctx, st, *name, store.Role(*role), ids, time.Now())
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, secret)
-		return nil
-	})
-}
-
-func tokenList(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("token list", flag.ContinueOnError)
-	data := dataFlag(fs)
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	return withStore(*data, func(st store.Store) error {
-		toks, err := st.Tokens(context.Background())
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tROLE\tNAME\tSITES\tCREATED")
-		for _, t := range toks {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Role, t.Name, strings.Join(t.Sites, ","), t.Created.Format(time.RFC3339))
-		}
-		return tw.Flush()
-	})
-}
-
-func tokenRevoke(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("token revoke", flag.ContinueOnError)
-	data := dataFlag(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("usage: veil token revoke ID [--data DIR]")
-	}
-	return withStore(*data, func(st store.Store) error {
-		if err := st.DeleteToken(context.Background(), pos[0]); err != nil {
-			return fmt.Errorf("revoke %s: %w", pos[0], err)
-		}
-		fmt.Fprintf(stdout, "token %s revoked\n", pos[0])
-		return nil
-	})
-}
-
 func load(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	var cfg loadgen.Config
@@ -519,177 +384,6 @@ func aggregateCmd(args []string, stderr io.Writer) error {
 	}
 	logger.Info("aggregator started", "nats", *natsURL)
 	return agg.Run(ctx)
-}
-
-// withQuery opens what the query commands need: the store, the ledger and
-// the engine (which also creates their tables on a fresh data directory).
-func withQuery(dataDir string, f func(st *sqlitestore.DB, led *ledger.Ledger, e *query.Engine) error) error {
-	st, err := app.OpenStore(dataDir)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if _, err := aggregate.New(aggregate.Config{DB: st.SQL(), Store: st, Logger: slog.Default()}); err != nil {
-		return err
-	}
-	led, err := ledger.Open(st.SQL())
-	if err != nil {
-		return err
-	}
-	if _, err := release.New(release.Config{DB: st.SQL(), Store: st, Ledger: led, Logger: slog.Default()}); err != nil {
-		return err
-	}
-	pol, err := policy.New(app.PolicyDir(dataDir), nil, nil)
-	if err != nil {
-		return err
-	}
-	e := app.NewQueryEngine(st, led, time.Now)
-	e.Policy = releasedOnly{pol}
-	return f(st, led, e)
-}
-
-// releasedOnly is the query policy of the CLI: it has no audit log (the
-// server holds it), so it answers from releases only; ad hoc queries go
-// through the server's API, where they are audited.
-type releasedOnly struct{ query.Decider }
-
-func (p releasedOnly) Decide(ctx context.Context, in policy.Input) (policy.Decision, error) {
-	if in.Query.Tier != policy.TierReleased {
-		return policy.Decision{Deny: []policy.Denial{{Rule: "cli_released_only",
-			Message: "the CLI answers from releases only; send ad hoc queries to the server's API (POST /api/v2/query), where they are audited"}}}, nil
-	}
-	return p.Decider.Decide(ctx, in)
-}
-
-func queryCmd(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("query", flag.ContinueOnError)
-	data := dataFlag(fs)
-	siteName := fs.String("site", "", "site domain (sets site_id)")
-	body := fs.String("json", "", `the query, e.g. '{"metrics":["visitors"],"date_range":"7d"}'`)
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if *body == "" {
-		return errors.New("usage: veil query --site example.com --json '{\"metrics\":[\"visitors\"],\"date_range\":\"7d\"}'")
-	}
-	var m map[string]any
-	if err := json.Unmarshal([]byte(*body), &m); err != nil {
-		return fmt.Errorf("--json: %v", err)
-	}
-	if *siteName != "" {
-		m["site_id"] = *siteName
-	}
-	b, _ := json.Marshal(m)
-	return withQuery(*data, func(st *sqlitestore.DB, _ *ledger.Ledger, e *query.Engine) error {
-		res, err := query.Serve(context.Background(), e, st, store.Token{ID: "cli", Role: store.RoleAdmin}, b)
-		if err != nil {
-			return err
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
-	})
-}
-
-func budgetCmd(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("budget", flag.ContinueOnError)
-	data := dataFlag(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("usage: veil budget SITE [--data DIR]")
-	}
-	return withQuery(*data, func(st *sqlitestore.DB, led *ledger.Ledger, e *query.Engine) error {
-		s, err := site.Lookup(context.Background(), st, pos[0])
-		if err != nil {
-			return err
-		}
-		spent, err := led.Spent(context.Background(), s.ID, "")
-		if err != nil {
-			return err
-		}
-		b := e.Budgets(s)
-		days := map[string][2]float64{}
-		for k, v := range spent {
-			kind, day, ok := strings.Cut(k, ":day:")
-			if !ok {
-				kind, day, ok = strings.Cut(k, ":period:")
-			}
-			if !ok {
-				continue
-			}
-			d := days[day]
-			if kind == "release" {
-				d[0] = v
-			} else {
-				d[1] = v
-			}
-			days[day] = d
-		}
-		var keys []string
-		for d := range days {
-			keys = append(keys, d)
-		}
-		sort.Strings(keys)
-		unit := "visitor-day (budget per day)"
-		if b.PerPeriod {
-			unit = "user (budget per calendar month)"
-		}
-		fmt.Fprintf(stdout, "privacy unit: %s; budget epsilon %.3g at delta %.0e = rho %.4g (releases %.4g, ad hoc %.4g)\n\n",
-			unit, b.DailyEpsilon, b.Delta, b.DailyRho(), b.ReleaseBudget(), b.AdHocRho())
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "DAY OR MONTH\tRELEASES RHO\tAD HOC RHO\tAD HOC LEFT\tEPSILON SPENT")
-		for _, d := range keys {
-			v := days[d]
-			fmt.Fprintf(tw, "%s\t%.4g\t%.4g\t%.4g\t%.3g\n", d, v[0], v[1], b.AdHocRho()-v[1], dp.EpsilonFromRho(v[0]+v[1], b.Delta))
-		}
-		return tw.Flush()
-	})
-}
-
-func releasesCmd(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("releases", flag.ContinueOnError)
-	data := dataFlag(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("usage: veil releases SITE [--data DIR]")
-	}
-	return withQuery(*data, func(st *sqlitestore.DB, led *ledger.Ledger, e *query.Engine) error {
-		s, err := site.Lookup(context.Background(), st, pos[0])
-		if err != nil {
-			return err
-		}
-		rows, err := st.SQL().Query(`SELECT period, start, released_at, partitions FROM release_runs WHERE site=? ORDER BY start, period`, s.ID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		spent, _ := led.Spent(context.Background(), s.ID, "release:")
-		b := e.Budgets(s)
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PERIOD\tSTART (UTC)\tRELEASED AT\tVALUES\tDAY'S RELEASE COST")
-		for rows.Next() {
-			var period string
-			var start, at int64
-			var n int
-			if err := rows.Scan(&period, &start, &at, &n); err != nil {
-				return err
-			}
-			t := time.Unix(start, 0).UTC()
-			cost := "-"
-			if period == "day" {
-				r := b.ReleaseRho()
-				cost = fmt.Sprintf("rho %.4g of %s (now spent %.4g)", r, b.ReleaseKey(t), spent[b.ReleaseKey(t)])
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", period, t.Format("2006-01-02 15:04"), time.Unix(at, 0).UTC().Format(time.RFC3339), n, cost)
-		}
-		return tw.Flush()
-	})
 }
 
 // flagSet reports whether the flag name was given on the command line.

@@ -33,24 +33,18 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := filepath.Join(tmp, "data")
-	cli := func(args ...string) string {
+	run := func(args ...string) (string, error) {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	// offline runs an operator command on the data directory.
+	offline := func(args ...string) string {
 		t.Helper()
-		out, err := exec.Command(bin, append(args, "--data", data)...).CombinedOutput()
+		out, err := run(append(args, "--data", data)...)
 		if err != nil {
 			t.Fatalf("veil %v: %v\n%s", args, err, out)
 		}
-		return strings.TrimSpace(string(out))
-	}
-	cli("site", "add", "example.com")
-	if out := cli("site", "list"); !strings.Contains(out, "example.com") || !strings.Contains(out, "30d") {
-		t.Fatalf("site list: %s", out)
-	}
-	ingest := cli("token", "create", "--role", "ingest")
-	if !strings.HasPrefix(ingest, "veil_") {
-		t.Fatalf("token create printed %q", ingest)
-	}
-	if out, err := exec.Command(bin, "token", "create", "--role", "wizard", "--data", data).CombinedOutput(); err == nil {
-		t.Fatalf("unknown role accepted: %s", out)
+		return out
 	}
 
 	addr := freeAddr(t)
@@ -93,6 +87,36 @@ read:
 	base := "http://" + addr
 	waitReady(t, base)
 
+	// The admin CLI goes through the API with a token, whose role it checks.
+	as := func(token string, args ...string) (string, error) {
+		return run(append(args, "--url", base, "--token", token)...)
+	}
+	cli := func(token string, args ...string) string {
+		t.Helper()
+		out, err := as(token, args...)
+		if err != nil {
+			t.Fatalf("veil %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	cli(admin, "site", "add", "example.com")
+	if out := cli(admin, "site", "list"); !strings.Contains(out, "example.com") || !strings.Contains(out, "30d") {
+		t.Fatalf("site list: %s", out)
+	}
+	ingest := cli(admin, "token", "create", "--role", "ingest")
+	if !strings.HasPrefix(ingest, "veil_") {
+		t.Fatalf("token create printed %q", ingest)
+	}
+	if out, err := as(admin, "token", "create", "--role", "wizard"); err == nil {
+		t.Fatalf("unknown role accepted: %s", out)
+	}
+	if out, err := as(ingest, "site", "add", "sneaky.example"); err == nil || !strings.Contains(out, "403") {
+		t.Fatalf("an ingest token added a site: %v %s", err, out)
+	}
+	if out, err := run("site", "list", "--url", base); err == nil || !strings.Contains(out, "no API token") {
+		t.Fatalf("site list without a token: %v %s", err, out)
+	}
+
 	post := func(path, token, ctype, body string, hdr ...string) int {
 		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", ctype)
@@ -132,6 +156,33 @@ read:
 	if s := post("/api/event", "", "text/plain", `{"n":"pageview","u":"https://second.example/","d":"second.example"}`, "User-Agent", ua); s != 202 {
 		t.Fatalf("site added before restart unknown after it: %d", s)
 	}
+
+	// The privacy CLI asks the server: a released query (free), an ad hoc
+	// one (charged and audited by the server), the budget and releases.
+	viewer := cli(admin, "token", "create", "--role", "viewer", "--site", "example.com")
+	if out := cli(viewer, "query", "--site", "example.com", "--json", `{"metrics":["visitors"],"date_range":"7d"}`); !strings.Contains(out, `"source": "released"`) || !strings.Contains(out, `"epsilon_spent": 0`) {
+		t.Fatalf("veil query: %s", out)
+	}
+	if out, err := as(viewer, "query", "--site", "second.example", "--json", `{"metrics":["visitors"],"date_range":"7d"}`); err == nil {
+		t.Fatalf("a token limited to example.com queried second.example: %s", out)
+	}
+	if out := cli(admin, "query", "--site", "example.com", "--json", `{"metrics":["visitors"],"date_range":"7d","filters":[["is","visit:country",["DE"]]],"privacy":{"purpose":"analytics"}}`); !strings.Contains(out, `"source": "ad_hoc"`) {
+		t.Fatalf("CLI ad hoc query: %s", out)
+	}
+	if out := cli(viewer, "budget", "example.com"); !strings.Contains(out, "privacy unit: visitor-day") || !strings.Contains(out, "epsilon 3 per day") {
+		t.Fatalf("veil budget: %s", out)
+	}
+	if out := cli(viewer, "releases", "example.com"); !strings.Contains(out, "PERIOD") {
+		t.Fatalf("veil releases: %s", out)
+	}
+	if out := cli(admin, "pii", "report", "example.com"); out == "" {
+		t.Fatal("veil pii report printed nothing")
+	}
+	// The key-encryption key's holder acts offline only: rotation is
+	// audited, so it waits for the server to stop.
+	if out, err := run("keys", "rotate", "pseudonym", "--data", data); err == nil || !strings.Contains(out, "stop veil serve") {
+		t.Fatalf("keys rotated while the server holds the audit log: %v %s", err, out)
+	}
 	if code := stop2(); code != 0 {
 		t.Fatalf("second SIGTERM exit code %d", code)
 	}
@@ -140,51 +191,37 @@ read:
 		t.Fatal("restart printed a new admin token")
 	}
 
-	// The privacy CLI works on the data directory: a query (released tier,
-	// free), the budget and the releases of the site.
-	if out := cli("query", "--site", "example.com", "--json", `{"metrics":["visitors"],"date_range":"7d"}`); !strings.Contains(out, `"source": "released"`) || !strings.Contains(out, `"epsilon_spent": 0`) {
-		t.Fatalf("veil query: %s", out)
-	}
-	if out := cli("budget", "example.com"); !strings.Contains(out, "privacy unit: visitor-day") || !strings.Contains(out, "epsilon 3") {
-		t.Fatalf("veil budget: %s", out)
-	}
-	if out := cli("releases", "example.com"); !strings.Contains(out, "PERIOD") {
-		t.Fatalf("veil releases: %s", out)
-	}
-	if out, err := exec.Command(bin, "query", "--site", "nope.example", "--json", `{"metrics":["visitors"],"date_range":"7d"}`, "--data", data).CombinedOutput(); err == nil {
-		t.Fatalf("query of an unknown site succeeded: %s", out)
-	}
-	// Ad hoc queries are the server's: the CLI cannot audit them.
-	if out, err := exec.Command(bin, "query", "--site", "example.com", "--json", `{"metrics":["visitors"],"date_range":"7d","filters":[["is","visit:country",["DE"]]],"privacy":{"purpose":"analytics"}}`, "--data", data).CombinedOutput(); err == nil || !strings.Contains(string(out), "cli_released_only") {
-		t.Fatalf("CLI ad hoc query: %v %s", err, out)
-	}
-
 	// Governance CLI: keys, audit, policies.
-	if out := cli("keys", "list"); !strings.Contains(out, "kek.json") || !strings.Contains(out, "pseudonym") || !strings.Contains(out, "vault") {
+	if out := offline("keys", "list"); !strings.Contains(out, "kek.json") || !strings.Contains(out, "pseudonym") || !strings.Contains(out, "vault") {
 		t.Fatalf("veil keys list: %s", out)
 	}
-	if out := cli("keys", "rotate", "pseudonym"); !strings.Contains(out, "new primary key") {
+	if out := offline("keys", "rotate", "pseudonym"); !strings.Contains(out, "new primary key") {
 		t.Fatalf("veil keys rotate: %s", out)
 	}
-	if out, err := exec.Command(bin, "keys", "list", "--kek", "local://"+filepath.Join(tmp, "other-kek.json"), "--data", data).CombinedOutput(); err == nil {
+	if out := offline("token", "create", "--break-glass", "--role", "admin", "--name", "recovery"); !strings.HasPrefix(out, "veil_") {
+		t.Fatalf("break-glass token: %s", out)
+	}
+	if out, err := run("keys", "list", "--kek", "local://"+filepath.Join(tmp, "other-kek.json"), "--data", data); err == nil {
 		t.Fatalf("keys opened with a wrong KEK: %s", out)
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "other-kek.json")); err == nil {
 		t.Fatal("a wrong KEK path made a new key file")
 	}
-	if out := cli("audit", "verify"); !strings.Contains(out, "audit log OK") {
+	if out := offline("audit", "verify"); !strings.Contains(out, "audit log OK") {
 		t.Fatalf("veil audit verify: %s", out)
 	}
-	if out := cli("policy", "test"); !strings.Contains(out, "policy tests passed") {
+	if out := offline("policy", "test"); !strings.Contains(out, "policy tests passed") {
 		t.Fatalf("veil policy test: %s", out)
 	}
-	// An edited audit entry is detected.
-	entries := filepath.Join(data, "audit", "entries")
-	b, err := os.ReadFile(entries)
-	if err != nil || !bytes.Contains(b, []byte("site.create")) {
-		t.Fatalf("audit entries: %v %s", err, b)
+	entriesFile := filepath.Join(data, "audit", "entries")
+	b, err := os.ReadFile(entriesFile)
+	for _, want := range []string{"site.create", "token.create", "dp.release.adhoc", "keys.rotate", "break-glass"} {
+		if err != nil || !bytes.Contains(b, []byte(want)) {
+			t.Fatalf("audit entries lack %s: %v", want, err)
+		}
 	}
-	os.WriteFile(entries, bytes.Replace(b, []byte("site.create"), []byte("site.crea7e"), 1), 0o600)
+	// An edited audit entry is detected.
+	os.WriteFile(entriesFile, bytes.Replace(b, []byte("site.create"), []byte("site.crea7e"), 1), 0o600)
 	if out, err := exec.Command(bin, "audit", "verify", "--data", data).CombinedOutput(); err == nil || !strings.Contains(string(out), "FAILED") {
 		t.Fatalf("tampered audit log verified: %v %s", err, out)
 	}

@@ -170,7 +170,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
-	if a.Audit, err = openAudit(ctx, cfg.DataDir, st, a.Keys); err != nil {
+	if a.Audit, err = OpenAudit(ctx, cfg.DataDir, st, a.Keys); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("audit log: %w", err)
 	}

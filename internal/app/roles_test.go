@@ -58,6 +58,7 @@ func TestRoleMatrix(t *testing.T) {
 		{"POST", "/api/v1/events", "application/json", `[{"site":"example.com","name":"pageview","url":"https://example.com/x"}]`, []store.Role{store.RoleAdmin, store.RoleIngest}},
 		{"POST", "/api/v2/query", "application/json", released, readers},
 		{"GET", "/api/v1/sites/example.com/budget", "", "", readers},
+		{"GET", "/api/v1/sites/example.com/releases", "", "", readers},
 		{"GET", "/api/v1/me", "", "", all},
 		{"GET", "/api/v1/sites", "", "", admin},
 		{"POST", "/api/v1/sites", "application/json", `{"domain":"matrix-%s.example"}`, admin},

@@ -71,8 +71,9 @@ func AuditVerifier(ctx context.Context, st store.Store, ring *keys.Ring) (note.V
 	return v, err
 }
 
-// openAudit opens the audit log of a data directory.
-func openAudit(ctx context.Context, dataDir string, st store.Store, ring *keys.Ring) (*audit.Log, error) {
+// OpenAudit opens the audit log of a data directory. Only one process may
+// hold it: the CLI's operator commands fail while veil serve runs.
+func OpenAudit(ctx context.Context, dataDir string, st store.Store, ring *keys.Ring) (*audit.Log, error) {
 	signer, verifier, err := auditKeys(ctx, st, ring)
 	if err != nil {
 		return nil, err

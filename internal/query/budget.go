@@ -72,3 +72,46 @@ func (e *Engine) Budget(ctx context.Context, site store.Site, from, to time.Time
 	}
 	return rep, nil
 }
+
+// ReleaseRun is one release: a closed hour's totals or a closed day's
+// totals and breakdowns, with what the day's releases cost.
+type ReleaseRun struct {
+	Period     string    `json:"period"` // "hour" or "day"
+	Start      time.Time `json:"start"`
+	ReleasedAt time.Time `json:"released_at"`
+	Values     int       `json:"values"`
+	// For days: the ρ the day's releases charge to the ledger line
+	// BudgetKey, and what that line holds now.
+	Rho       float64 `json:"rho,omitempty"`
+	BudgetKey string  `json:"budget_key,omitempty"`
+	KeySpent  float64 `json:"budget_key_spent,omitempty"`
+}
+
+// Releases lists a site's releases, oldest first.
+func (e *Engine) Releases(ctx context.Context, site store.Site) ([]ReleaseRun, error) {
+	rows, err := e.DB.QueryContext(ctx, `SELECT period, start, released_at, partitions FROM release_runs WHERE site=? ORDER BY start, period`, site.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	spent, err := e.Ledger.Spent(ctx, site.ID, "release:")
+	if err != nil {
+		return nil, err
+	}
+	b := e.Budgets(site)
+	out := []ReleaseRun{}
+	for rows.Next() {
+		var r ReleaseRun
+		var start, at int64
+		if err := rows.Scan(&r.Period, &start, &at, &r.Values); err != nil {
+			return nil, err
+		}
+		r.Start, r.ReleasedAt = time.Unix(start, 0).UTC(), time.Unix(at, 0).UTC()
+		if r.Period == "day" {
+			r.Rho, r.BudgetKey = b.ReleaseRho(), b.ReleaseKey(r.Start)
+			r.KeySpent = spent[r.BudgetKey]
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

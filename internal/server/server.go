@@ -98,6 +98,7 @@ func New(cfg Config, reg prometheus.Registerer) *Server {
 	if cfg.Query != nil {
 		m.Handle("POST /api/v2/query", s.authed(s.query, store.RoleViewer, store.RoleAnalyst, store.RoleAdmin))
 		m.Handle("GET /api/v1/sites/{domain}/budget", s.authed(s.siteBudget, store.RoleViewer, store.RoleAnalyst, store.RoleAdmin))
+		m.Handle("GET /api/v1/sites/{domain}/releases", s.authed(s.siteReleases, store.RoleViewer, store.RoleAnalyst, store.RoleAdmin))
 	}
 	m.Handle("GET /api/v1/me", s.authed(s.me, store.Roles...))
 	s.registerGovernance(m)
@@ -519,6 +520,21 @@ func (s *Server) me(tok store.Token, w http.ResponseWriter, r *http.Request) {
 }
 
 // siteBudget reports the privacy budget spent per day (or month) of a range.
+// siteReleases lists the site's releases and their cost.
+func (s *Server) siteReleases(tok store.Token, w http.ResponseWriter, r *http.Request) {
+	st, err := query.SiteFor(r.Context(), s.cfg.Store, tok, r.PathValue("domain"), "domain")
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	runs, err := s.cfg.Query.Releases(r.Context(), st)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"site": st.Domain, "releases": runs})
+}
+
 func (s *Server) siteBudget(tok store.Token, w http.ResponseWriter, r *http.Request) {
 	st, err := query.SiteFor(r.Context(), s.cfg.Store, tok, r.PathValue("domain"), "domain")
 	if err != nil {
