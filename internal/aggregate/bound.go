@@ -29,7 +29,9 @@ const (
 )
 
 // VisitDims are attributes of a visit, taken from its first event.
-var VisitDims = []string{DimEntryPage, DimSource, DimReferrer, DimUTMSource, DimUTMMedium, DimUTMCamp}
+var VisitDims = visitDims[:]
+
+var visitDims = [...]string{DimEntryPage, DimSource, DimReferrer, DimUTMSource, DimUTMMedium, DimUTMCamp}
 
 // UnitDims are attributes of a unit-day, taken from its first event.
 var UnitDims = []string{DimCountry, DimBrowser, DimOS, DimDevice}
@@ -75,23 +77,51 @@ type unitState struct {
 	pageviews, events, visits uint8
 	visitPV                   uint8
 	bounced                   bool
+	visitHour                 uint8     // hour of the day where the open visit's bounce was counted
+	visitCounted              uint8     // bit i: the open visit was counted in VisitDims[i]
 	hours                     uint32    // bit h: the unit contributed to hour h of its day
-	lastSeen                  int64     // unix ms
-	visitHour                 int64     // where the open visit's bounce was counted
+	seen                      uint32    // 1 + ms into the day of the latest event; 0: none yet
 	unit                      [4]uint32 // interned ids of the UnitDims values
 	touched                   []touch
-	// The open visit's values per visit dimension and which of them it was
-	// counted in, so a second pageview can take its bounce back.
-	visitVals    [6]string
-	visitCounted uint8 // bit i: counted in VisitDims[i]
+	// The open visit's values of the visit dimensions it was counted in, so
+	// a second pageview can take its bounce back: one string, value i
+	// ending at visitEnds[i]. Dropped once the bounce is taken back.
+	visitVals string
+	visitEnds [len(visitDims)]uint32
 }
 
-// touch records a (dimension, value) a unit counted in, by hash, with how
-// much it contributed there (pageviews per page, events per goal or prop).
+// touch records a (dimension, value) a unit counted in, by a 32-bit hash,
+// with how much it contributed there (pageviews per page, events per goal or
+// prop). Two values of one unit-day colliding would share one record: the
+// unit then counts less, never more, so the bounds hold.
 type touch struct {
-	h   uint64
+	h   uint32
 	dim uint8
 	n   uint8
+}
+
+// setVisit keeps the open visit's counted values.
+func (u *unitState) setVisit(vals *[len(visitDims)]string) {
+	n := 0
+	for _, v := range vals {
+		n += len(v)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i, v := range vals {
+		b.WriteString(v)
+		u.visitEnds[i] = uint32(b.Len())
+	}
+	u.visitVals = b.String()
+}
+
+// visitVal returns the open visit's value of VisitDims[i].
+func (u *unitState) visitVal(i int) string {
+	var start uint32
+	if i > 0 {
+		start = u.visitEnds[i-1]
+	}
+	return u.visitVals[start:u.visitEnds[i]]
 }
 
 // Dimension ids for touch records.
@@ -104,7 +134,7 @@ const (
 
 var seed = maphash.MakeSeed()
 
-func hashValue(v string) uint64 { return maphash.String(seed, v) }
+func hashValue(v string) uint32 { return uint32(maphash.String(seed, v)) }
 
 // touch finds or adds the record of (dim, value); ok is false when the
 // value is new and the unit already has limit values in dim.
@@ -297,20 +327,25 @@ func (c Caps) apply(u *unitState, e *event.Event, d deltas) bool {
 	if isPV && int(u.pageviews) >= c.Pageviews || !isPV && int(u.events) >= c.Events {
 		return false
 	}
+	// A unit-day's events all fall on one UTC day: times are kept as
+	// offsets into it.
 	ms := e.Time.UnixMilli()
+	day := ms - ms%86400000
+	at := uint32(ms-day) + 1
 	hour := e.Time.Truncate(time.Hour).Unix()
-	bit := uint32(1) << ((hour % 86400) / 3600)
+	hourOfDay := uint8((hour % 86400) / 3600)
+	bit := uint32(1) << hourOfDay
 	newHour := u.hours&bit == 0
 	if newHour && bits.OnesCount32(u.hours) >= c.Hours {
 		return false
 	}
-	newVisit := u.lastSeen == 0 || ms-u.lastSeen > VisitGap.Milliseconds()
+	newVisit := u.seen == 0 || int64(at)-int64(u.seen) > VisitGap.Milliseconds()
 	if newVisit && int(u.visits) >= c.Visits {
 		return false
 	}
-	firstOfDay := u.lastSeen == 0
-	if ms > u.lastSeen {
-		u.lastSeen = ms
+	firstOfDay := u.seen == 0
+	if at > u.seen {
+		u.seen = at
 	}
 	if firstOfDay {
 		for i, dim := range UnitDims {
@@ -329,11 +364,12 @@ func (c Caps) apply(u *unitState, e *event.Event, d deltas) bool {
 	}
 	if newVisit {
 		u.visits++
-		u.visitHour, u.visitPV, u.visitCounted, u.bounced = hour, 0, 0, true
+		u.visitHour, u.visitPV, u.visitCounted, u.bounced = hourOfDay, 0, 0, true
 		d.add(u, DimTotal, "", hour, incVisitBounce)
 		for i, dim := range UnitDims {
 			d.add(u, dim, interned.str(u.unit[i]), hour, incVisitBounce)
 		}
+		var vals [len(visitDims)]string
 		for i, dim := range VisitDims {
 			v := visitValue(dim, e)
 			if v == "" {
@@ -347,9 +383,10 @@ func (c Caps) apply(u *unitState, e *event.Event, d deltas) bool {
 			if first {
 				d.add(u, dim, v, hour, incVisitors)
 			}
-			u.visitVals[i] = v
+			vals[i] = v
 			u.visitCounted |= 1 << i
 		}
+		u.setVisit(&vals)
 	}
 	if isPV {
 		u.pageviews++
@@ -370,15 +407,17 @@ func (c Caps) apply(u *unitState, e *event.Event, d deltas) bool {
 		if u.visitPV == 2 && u.bounced {
 			// A second pageview: the visit was not a bounce after all.
 			u.bounced = false
-			d.add(u, DimTotal, "", u.visitHour, decBounces)
+			vh := day/1000 + int64(u.visitHour)*3600
+			d.add(u, DimTotal, "", vh, decBounces)
 			for i, dim := range UnitDims {
-				d.add(u, dim, interned.str(u.unit[i]), u.visitHour, decBounces)
+				d.add(u, dim, interned.str(u.unit[i]), vh, decBounces)
 			}
 			for i, dim := range VisitDims {
 				if u.visitCounted&(1<<i) != 0 {
-					d.add(u, dim, u.visitVals[i], u.visitHour, decBounces)
+					d.add(u, dim, u.visitVal(i), vh, decBounces)
 				}
 			}
+			u.visitVals, u.visitCounted = "", 0
 		}
 		return true
 	}
