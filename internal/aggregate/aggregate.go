@@ -368,8 +368,11 @@ func (a *Aggregator) consumer(ctx context.Context, s *siteAgg) (jetstream.Consum
 		Durable: a.cfg.Consumer, AckPolicy: jetstream.AckAllPolicy, AckWait: 2 * time.Minute,
 		MaxAckPending: 100000, DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
-	if s.pos > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, s.pos+1
+	s.mu.Lock()
+	pos := s.pos
+	s.mu.Unlock()
+	if pos > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos+1
 	}
 	// The store is the truth. A consumer left by a previous run may have
 	// acknowledged past what the store applied, or hold messages delivered
@@ -432,7 +435,7 @@ func (a *Aggregator) consume(ctx context.Context, siteID string) error {
 		// when the log is drained: most events update cells other events
 		// of the same batch touched, so big transactions write far fewer
 		// rows per event.
-		if s.pendPos > s.pos && (len(msgs) == 0 || s.pendEvents >= a.cfg.CommitEvents || time.Since(s.pendSince) >= a.cfg.CommitEvery) {
+		if a.commitDue(s, len(msgs) == 0) {
 			if err := a.commit(ctx, s); err != nil {
 				return fail(err)
 			}
@@ -442,6 +445,14 @@ func (a *Aggregator) consume(ctx context.Context, siteID string) error {
 		}
 	}
 	return nil
+}
+
+// commitDue reports whether the site's pending work should be committed
+// now. It locks: an erasure (EraseUnit) commits from another goroutine.
+func (a *Aggregator) commitDue(s *siteAgg, drained bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pendPos > s.pos && (drained || s.pendEvents >= a.cfg.CommitEvents || time.Since(s.pendSince) >= a.cfg.CommitEvery)
 }
 
 func dayOf(t time.Time) int32 { return int32(t.Unix() / 86400) }

@@ -136,11 +136,37 @@ func TestEraseUnitTakesItsContributionBack(t *testing.T) {
 		t.Fatal("alice's events were not counted; the test would prove nothing")
 	}
 
+	// Other units keep arriving, at both sites, while alice is erased.
+	more := make(chan error, 1)
+	go func() {
+		for i, m := range msgs[:300] {
+			for _, site := range []string{with.ID, without.ID} {
+				evs := slices.Clone(m)
+				for j := range evs {
+					evs[j].SiteID = site
+					evs[j].Pseudonym[0] ^= 0xff // new units
+				}
+				if err := lg.Append(ctx, site, evs); err != nil {
+					more <- fmt.Errorf("append %d: %w", i, err)
+					return
+				}
+			}
+		}
+		more <- nil
+	}()
 	got, err := a.EraseUnit(ctx, with.ID, alice, func(ctx context.Context) ([]eventlog.Erased, error) {
 		return lg.EraseUser(ctx, with.ID, alice)
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := <-more; err != nil {
+		t.Fatal(err)
+	}
+	for _, site := range []string{with.ID, without.ID} {
+		if !waitPosition(t, st.SQL(), site, last(site), 30*time.Second) {
+			t.Fatalf("site %s not aggregated after the erasure", site)
+		}
 	}
 	if got.Events != 30 || got.UnitDays != 2 || got.Cells == 0 {
 		t.Fatalf("erasure: %+v, want 30 events over 2 unit-days", got)
