@@ -333,6 +333,9 @@ func piiCmd(sub string, args []string, stdout io.Writer) error {
 	return piireport.WriteText(stdout, out.Fields)
 }
 
+// dsrCmd sends a data subject request to the running server: erasure must
+// reach the server's event log and its aggregation state, and the server's
+// audit log records it.
 func dsrCmd(sub string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("dsr", flag.ContinueOnError)
 	c := apiFlags(fs, "a privacy officer")

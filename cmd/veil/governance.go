@@ -165,10 +165,6 @@ func policyCmd(sub string, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// dsrCmd sends a data subject request to a running server: erasure must
-// reach the server's event log and its in-memory bounding state, and the
-// server's audit log records it.
-
 // OperatorActor is the audit actor of the key-encryption key's holder
 // acting offline: key rotation and break-glass tokens.
 const OperatorActor = "operator (key-encryption key holder, offline)"
