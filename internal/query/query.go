@@ -257,8 +257,6 @@ func (e *Engine) fromReleases(ctx context.Context, site store.Site, q statsquery
 		a.x[metric] += noisy
 		a.vari[metric] += sigma * sigma
 	}
-	// Without a time dimension, SQLite sums per value; the variance of a
-	// sum of independent noises is the sum of their variances.
 	// Only the metrics asked for: the key is (site, period, dim, metric,
 	// start, value), so naming them lets SQLite seek to the range instead
 	// of reading every metric of every day.
@@ -276,6 +274,8 @@ func (e *Engine) fromReleases(ctx context.Context, site store.Site, q statsquery
 		return Result{}, badq("metrics", "at least one metric is required")
 	}
 	in := "?" + strings.Repeat(",?", len(bases)-1)
+	// Without a time dimension, SQLite sums per value; the variance of a
+	// sum of independent noises is the sum of their variances.
 	sqlq := `SELECT start, value, metric, noisy, sigma*sigma FROM released
 		WHERE site=? AND period=? AND dim=? AND start>=? AND start<? AND metric IN (` + in + `)`
 	if q.TimeDim() == "" {
