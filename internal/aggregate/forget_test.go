@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/veil-analytics/veil/internal/event"
 	"github.com/veil-analytics/veil/internal/eventlog"
 	"github.com/veil-analytics/veil/internal/store"
@@ -192,5 +194,48 @@ func TestEraseUnitTakesItsContributionBack(t *testing.T) {
 	st.SQL().QueryRow(`SELECT pageviews FROM agg_rollup WHERE site=? AND value='/alice-new'`, with.ID).Scan(&pv)
 	if pv != 1 {
 		t.Fatalf("a pageview after the erasure counted %d times", pv)
+	}
+}
+
+// fakeMsg is a log message as the consumer hands it over.
+type fakeMsg struct {
+	jetstream.Msg
+	seq  uint64
+	data []byte
+}
+
+func (m fakeMsg) Metadata() (*jetstream.MsgMetadata, error) {
+	return &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: m.seq}}, nil
+}
+func (m fakeMsg) Data() []byte { return m.data }
+
+// Messages of an erased unit that the consumer fetched before the erasure
+// deleted them are not counted; the unit's messages after the erasure are,
+// and the skip entry goes once the consumer has passed it.
+func TestInFlightMessagesOfAnErasedUnitAreSkipped(t *testing.T) {
+	var alice, bob event.Pseudonym
+	copy(alice[:], "alice-pseudonym!")
+	copy(bob[:], "bob---pseudonym!")
+	day := time.Now().UTC().Truncate(time.Hour)
+	msg := func(seq uint64, p event.Pseudonym, path string) jetstream.Msg {
+		e := event.Event{Name: "pageview", Path: path, Unit: event.UnitUser, Pseudonym: p, Time: day, Country: "NL", ScrollDepth: -1}
+		return fakeMsg{seq: seq, data: event.AppendBatch(nil, []event.Event{e})}
+	}
+	a := &Aggregator{cfg: Config{Now: time.Now, Logger: quiet}}
+	s := &siteAgg{units: map[unitKey]*unitState{}, closed: map[int32]bool{}, caps: DefaultCaps, pend: newDeltas(), pendDays: map[int32]*dayStat{},
+		pos: 4, pendPos: 4, erased: map[event.Pseudonym]uint64{alice: 7}}
+	a.accumulate(s, []jetstream.Msg{msg(5, alice, "/in-flight"), msg(6, bob, "/bob"), msg(8, alice, "/after")})
+	pv := func(path string) int64 {
+		if x := s.pend.cells[rollKey{DimPage, path, day.Unix() - day.Unix()%86400}]; x != nil {
+			return x.Pageviews
+		}
+		return 0
+	}
+	if pv("/in-flight") != 0 || pv("/bob") != 1 || pv("/after") != 1 || s.pendCount[countErased] != 1 {
+		t.Fatalf("pageviews: in flight %d, bob %d, after %d; %d skipped", pv("/in-flight"), pv("/bob"), pv("/after"), s.pendCount[countErased])
+	}
+	a.accumulate(s, nil)
+	if len(s.erased) != 0 {
+		t.Fatal("the skip entry outlived the erasure's horizon")
 	}
 }
